@@ -1,0 +1,247 @@
+//! The command line: clap definitions and the parsers that turn arguments
+//! into checked keepalive values.
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand};
+use keepalive::parse::{BareUnit, ErrorKind, parse_count, parse_seconds, parse_user_timeout};
+use keepalive::{ProbeCount, Seconds, UserTimeout};
+
+/// TCP keepalive for programs that don't ask for it.
+///
+/// Idle TCP connections die silently behind NATs, firewalls and load
+/// balancers, and a peer that lost power is never noticed. `keepalive`
+/// switches TCP keepalive on for programs you cannot change, and shows
+/// what the kernel ended up with.
+#[derive(Debug, Parser)]
+#[command(name = "keepalive", version, max_term_width = 100)]
+#[command(after_help = "\
+Examples:
+  keepalive run --idle 60 --interval 10 --count 6 -- ssh host
+  keepalive run --idle 5m --user-timeout auto -- python3 client.py
+  keepalive check
+  keepalive run --idle 180 -- keepalive check --connect example.org:443")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Check(CheckArgs),
+}
+
+/// The keepalive values, shared by every command that sets them.
+#[derive(Debug, Args, Default)]
+pub struct SettingsArgs {
+    /// Idle time before the first probe (TCP_KEEPIDLE): 1s..32767s.
+    ///
+    /// A bare number is seconds; units s, m, h are accepted (90, 90s, 10m, 2h).
+    /// Unset: the kernel default, net.ipv4.tcp_keepalive_time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle)]
+    pub idle: Option<Seconds>,
+
+    /// Time between probes (TCP_KEEPINTVL): 1s..32767s.
+    ///
+    /// A bare number is seconds; units s, m, h are accepted.
+    /// Unset: the kernel default, net.ipv4.tcp_keepalive_intvl.
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle)]
+    pub interval: Option<Seconds>,
+
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT): 1..127.
+    ///
+    /// Unset: the kernel default, net.ipv4.tcp_keepalive_probes.
+    #[arg(long, value_name = "N", value_parser = parse_probes)]
+    pub count: Option<ProbeCount>,
+
+    /// Give up on unacknowledged data after this long (TCP_USER_TIMEOUT).
+    ///
+    /// Keepalive alone never fires while sent data is unacknowledged; this
+    /// bounds that case too. Takes a duration with a unit (1500ms, 30s, 5m,
+    /// 1h) or `auto` (= idle + interval x count, from the effective values).
+    #[arg(long, value_name = "DURATION|auto", value_parser = parse_user_timeout_arg)]
+    pub user_timeout: Option<UserTimeout>,
+}
+
+/// Run a program with TCP keepalive on its sockets (LD_PRELOAD).
+///
+/// The command runs with libkeepalive.so prepended to LD_PRELOAD and the
+/// settings passed as KEEPIDLE, KEEPINTVL, KEEPCNT and TCP_USER_TIMEOUT
+/// (options override those variables when already set; KEEPALIVE is set
+/// to `on`, or `off` with --off). Every TCP socket the command and its
+/// children create or accept gets SO_KEEPALIVE and those values; sockets
+/// whose program sets its own values keep them.
+///
+/// The exit status is the command's. A warning is printed when the command
+/// is statically linked, a Go program or setuid, since a preload cannot
+/// reach those.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive run -- curl -N https://example.org/stream
+  keepalive run --idle 60 --interval 10 --count 6 -- ssh host
+  keepalive run --idle 2m --user-timeout auto -- python3 client.py
+  keepalive run --idle 180 -- keepalive check      # see what a program gets
+  keepalive run --debug -- wget https://example.org/   # one stderr line per socket
+
+The library is found next to the keepalive executable, then in the
+installed library directory; set KEEPALIVE_LIBRARY to use another one.")]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+
+    /// Switch keepalive off (KEEPALIVE=off): for children of a program that
+    /// runs under a global preload.
+    #[arg(long, conflicts_with_all = ["idle", "interval", "count", "user_timeout"])]
+    pub off: bool,
+
+    /// Log one line per socket to stderr (KEEPALIVE_DEBUG=1).
+    #[arg(long)]
+    pub debug: bool,
+
+    /// The command to run, and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Create a TCP socket and print its keepalive options (the HOWTO's test
+/// program).
+///
+/// Prints `SO_KEEPALIVE is ON` or `OFF` and, when on, TCP_KEEPCNT,
+/// TCP_KEEPIDLE, TCP_KEEPINTVL (and TCP_USER_TIMEOUT when set), as the
+/// kernel reports them. Run it under `keepalive run` or LD_PRELOAD to see
+/// what a program gets. Exits 1 when keepalive is off.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive check
+  keepalive run --idle 180 --interval 60 --count 20 -- keepalive check
+  LD_PRELOAD=/usr/local/lib/keepalive/libkeepalive.so KEEPIDLE=180 keepalive check
+  keepalive check --connect 127.0.0.1:22 --json")]
+pub struct CheckArgs {
+    /// Connect the socket to HOST:PORT first (5 s timeout).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+
+    /// Use an IPv6 socket (without --connect).
+    #[arg(long, conflicts_with = "connect")]
+    pub ipv6: bool,
+
+    /// Print one JSON line {"type":"socket","data":{...}} instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn explain(kind: ErrorKind, expected: &str) -> String {
+    format!("{}; expected {expected}", kind.as_str())
+}
+
+/// Parses `--idle` and `--interval`.
+pub fn parse_idle(s: &str) -> Result<Seconds, String> {
+    parse_seconds(s.as_bytes()).map_err(|k| {
+        explain(
+            k,
+            "whole seconds 1..=32767, optionally with a unit (90, 90s, 10m, 2h)",
+        )
+    })
+}
+
+/// Parses `--count`.
+pub fn parse_probes(s: &str) -> Result<ProbeCount, String> {
+    parse_count(s.as_bytes()).map_err(|k| explain(k, "a probe count 1..=127"))
+}
+
+/// Parses `--user-timeout`; unlike the `TCP_USER_TIMEOUT` variable, a bare
+/// number is refused, since seconds and milliseconds are both plausible.
+pub fn parse_user_timeout_arg(s: &str) -> Result<UserTimeout, String> {
+    let bare = !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit());
+    if bare {
+        return Err(format!(
+            "a bare number is ambiguous here: add a unit ({s}ms or {s}s) or use auto"
+        ));
+    }
+    parse_user_timeout(s.as_bytes(), BareUnit::Required).map_err(|k| {
+        explain(
+            k,
+            "a duration with a unit, 1ms..=2147483647ms (1500ms, 30s, 5m, 1h), or auto",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn idle_units() {
+        assert_eq!(parse_idle("10m").map(Seconds::get), Ok(600));
+        assert_eq!(parse_idle("45").map(Seconds::get), Ok(45));
+        let err = parse_idle("40000").unwrap_err();
+        assert!(
+            err.starts_with("too large; expected whole seconds 1..=32767"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn user_timeout_refuses_bare_numbers() {
+        let err = parse_user_timeout_arg("15").unwrap_err();
+        assert!(err.contains("15ms or 15s"), "{err}");
+        assert!(matches!(
+            parse_user_timeout_arg("auto"),
+            Ok(UserTimeout::Auto)
+        ));
+        assert_eq!(
+            parse_user_timeout_arg("1500ms"),
+            Ok(UserTimeout::Millis(keepalive::Millis::new(1500).unwrap()))
+        );
+    }
+
+    #[test]
+    fn run_takes_the_command_verbatim() {
+        let cli = Cli::try_parse_from([
+            "keepalive",
+            "run",
+            "--idle",
+            "5",
+            "--",
+            "ls",
+            "-l",
+            "--idle",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.command, ["ls", "-l", "--idle"]);
+        assert_eq!(args.settings.idle.map(Seconds::get), Some(5));
+    }
+
+    #[test]
+    fn run_without_dashes() {
+        let cli = Cli::try_parse_from(["keepalive", "run", "curl", "-s", "x"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.command, ["curl", "-s", "x"]);
+    }
+
+    #[test]
+    fn off_conflicts_with_values() {
+        let err = Cli::try_parse_from(["keepalive", "run", "--off", "--idle", "5", "--", "true"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}
