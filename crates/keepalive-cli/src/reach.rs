@@ -57,17 +57,17 @@ pub fn resolve(program: &OsStr) -> Option<PathBuf> {
         })
 }
 
-/// Checks `path`, and the interpreter of a `#!` script.
-pub fn check(path: &Path) -> Option<Unreachable> {
+/// Checks `path`, or the interpreter of a `#!` script (`#!/usr/bin/env
+/// python3` included), and returns the file that cannot be reached.
+pub fn check(path: &Path) -> Option<(PathBuf, Unreachable)> {
     let mut path = path.to_path_buf();
-    // A script's interpreter is what runs (`#!/usr/bin/env python3` included).
     for _ in 0..3 {
         if let Some(u) = setuid(&path) {
-            return Some(u);
+            return Some((path, u));
         }
         match interpreter(&path) {
             Some(next) => path = next,
-            None => return elf(&path),
+            None => return elf(&path).map(|u| (path, u)),
         }
     }
     None

@@ -16,9 +16,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let lib = library::find()?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     if let Some(path) = reach::resolve(program)
-        && let Some(why) = reach::check(&path)
+        && let Some((culprit, why)) = reach::check(&path)
     {
-        eprintln!("keepalive: {}", why.warning(&path));
+        eprintln!("keepalive: {}", why.warning(&culprit));
     }
     let mut cmd = Command::new(program);
     cmd.args(rest)
