@@ -390,7 +390,7 @@ where
 fn parse_debug(value: &[u8]) -> Debug<'_> {
     let v = value.trim_ascii();
     if v.first() == Some(&b'/') {
-        Debug::File(value)
+        Debug::File(v)
     } else if v.is_empty() || parse_switch(v) == Ok(false) {
         Debug::Off
     } else {
@@ -540,6 +540,10 @@ mod tests {
         assert_eq!(one("KEEPALIVE_DEBUG", b"").debug, Debug::Off);
         assert_eq!(
             one("KEEPALIVE_DEBUG", b"/tmp/k.log").debug,
+            Debug::File(b"/tmp/k.log")
+        );
+        assert_eq!(
+            one("KEEPALIVE_DEBUG", b" /tmp/k.log\n").debug,
             Debug::File(b"/tmp/k.log")
         );
         assert_eq!(one("HOME", b"/").debug, Debug::Off);

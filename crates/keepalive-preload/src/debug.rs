@@ -10,7 +10,7 @@ use core::fmt::{self, Write};
 use keepalive_core::env::{Debug, Invalid};
 use keepalive_core::{Applied, Plan, sys};
 
-const PATH_MAX: usize = 256;
+const PATH_MAX: usize = libc::PATH_MAX as usize;
 
 struct PathBuf(UnsafeCell<[u8; PATH_MAX]>);
 // SAFETY: written once, by the thread that initializes the configuration,

@@ -24,6 +24,7 @@
     reason = "an LD_PRELOAD library is FFI through and through"
 )]
 
+mod created;
 mod debug;
 mod real;
 
@@ -132,10 +133,13 @@ fn apply(fd: c_int, call: debug::Call) {
     cfg.debug.log(call, fd, &cfg.plan, applied);
 }
 
-/// An accepted socket inherits keepalive from its listener; give it
-/// keepalive only if it has none and is TCP (not AF_UNIX, not SCTP).
+/// An accepted socket inherits keepalive from its listener. A listener our
+/// socket() made has what the program chose (ours, or its own, even off):
+/// leave its connections alone, at no cost. A listener from elsewhere
+/// (inherited across exec, socket activation): give keepalive to an
+/// accepted socket that has none and is TCP (not AF_UNIX, not SCTP).
 fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
-    if config().plan.is_empty() {
+    if created::is_marked(listener) || config().plan.is_empty() {
         return;
     }
     if sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != Ok(0) {
@@ -163,6 +167,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     let fd = unsafe { real(domain, ty, protocol) };
     if fd >= 0 {
         if is_tcp(domain, ty, protocol) {
+            created::mark(fd);
             apply(
                 fd,
                 debug::Call::Socket {
