@@ -1,0 +1,6 @@
+mod cli;
+mod install;
+mod preload;
+mod programs;
+mod sysctl;
+mod util;
