@@ -2,6 +2,7 @@
 //! into checked keepalive values.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use keepalive::parse::{BareUnit, ErrorKind, parse_count, parse_seconds, parse_user_timeout};
@@ -30,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     Run(RunArgs),
     Check(CheckArgs),
+    Sysctl(SysctlArgs),
+    Install(InstallArgs),
+    Uninstall(UninstallArgs),
 }
 
 /// The keepalive values, shared by every command that sets them.
@@ -39,20 +43,20 @@ pub struct SettingsArgs {
     ///
     /// A bare number is seconds; units s, m, h are accepted (90, 90s, 10m, 2h).
     /// Unset: the kernel default, net.ipv4.tcp_keepalive_time.
-    #[arg(long, value_name = "DURATION", value_parser = parse_idle)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
     pub idle: Option<Seconds>,
 
     /// Time between probes (TCP_KEEPINTVL): 1s..32767s.
     ///
     /// A bare number is seconds; units s, m, h are accepted.
     /// Unset: the kernel default, net.ipv4.tcp_keepalive_intvl.
-    #[arg(long, value_name = "DURATION", value_parser = parse_idle)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
     pub interval: Option<Seconds>,
 
     /// Unanswered probes before the connection is dropped (TCP_KEEPCNT): 1..127.
     ///
     /// Unset: the kernel default, net.ipv4.tcp_keepalive_probes.
-    #[arg(long, value_name = "N", value_parser = parse_probes)]
+    #[arg(long, value_name = "N", value_parser = parse_probes, allow_hyphen_values = true)]
     pub count: Option<ProbeCount>,
 
     /// Give up on unacknowledged data after this long (TCP_USER_TIMEOUT).
@@ -136,6 +140,172 @@ pub struct CheckArgs {
     /// Print one JSON line {"type":"socket","data":{...}} instead.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The kernel defaults' values, as `sysctl set` and `sysctl persist` take them.
+#[derive(Debug, Args, Default, Clone, Copy)]
+pub struct DefaultsArgs {
+    /// net.ipv4.tcp_keepalive_time: idle time before the first probe, 1s..32767s.
+    ///
+    /// A bare number is seconds; units s, m, h are accepted (600, 10m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
+    pub idle: Option<Seconds>,
+
+    /// net.ipv4.tcp_keepalive_intvl: time between probes, 1s..32767s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
+    pub interval: Option<Seconds>,
+
+    /// net.ipv4.tcp_keepalive_probes: unanswered probes before the drop, 1..127.
+    #[arg(long, value_name = "N", value_parser = parse_probes, allow_hyphen_values = true)]
+    pub count: Option<ProbeCount>,
+}
+
+impl DefaultsArgs {
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_none() && self.interval.is_none() && self.count.is_none()
+    }
+}
+
+/// Which network namespace to act in (the values are per namespace).
+#[derive(Debug, Args, Default, Clone)]
+pub struct NamespaceArgs {
+    /// A named network namespace (/run/netns/NAME, as `ip netns` makes) or
+    /// the path of a namespace file (/proc/PID/ns/net, a bind mount).
+    #[arg(long, value_name = "NAME|PATH", global = true, conflicts_with = "pid")]
+    pub netns: Option<String>,
+
+    /// The network namespace of process PID (a container's process).
+    #[arg(long, value_name = "PID", global = true)]
+    pub pid: Option<u32>,
+}
+
+/// Show or set the kernel defaults, net.ipv4.tcp_keepalive_* (HOWTO 3.1, 3.2).
+///
+/// These values apply to every socket with keepalive on that does not set
+/// its own; they never switch keepalive on by themselves. They are per
+/// network namespace: a container has its own, and a new namespace starts
+/// at 7200 s / 75 s / 9.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive sysctl                                   # show, with the detection time
+  keepalive sysctl set --idle 10m --interval 1m --count 20
+  keepalive sysctl set --idle 600 --persist          # and keep it across reboots
+  keepalive sysctl persist --idle 10m --root /mnt/image   # write the file only
+  keepalive sysctl show --netns blue --json
+  keepalive sysctl set --pid 4242 --idle 5m          # inside a container's namespace")]
+pub struct SysctlArgs {
+    #[command(subcommand)]
+    pub action: Option<SysctlAction>,
+
+    #[command(flatten)]
+    pub namespace: NamespaceArgs,
+
+    /// Print JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SysctlAction {
+    /// Show the values and what they mean (the default).
+    Show,
+    /// Set the values: validated first, only changes written, all or nothing.
+    Set(SysctlSetArgs),
+    /// Write the values to a sysctl.d drop-in only (images built offline).
+    ///
+    /// Without values, the current live values are persisted.
+    Persist(SysctlPersistArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SysctlSetArgs {
+    #[command(flatten)]
+    pub values: DefaultsArgs,
+
+    /// Also write them to /etc/sysctl.d/90-keepalive.conf, read at boot.
+    #[arg(long)]
+    pub persist: bool,
+
+    /// Read and write the configuration files under DIR instead of /.
+    #[arg(long, value_name = "DIR", requires = "persist")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SysctlPersistArgs {
+    #[command(flatten)]
+    pub values: DefaultsArgs,
+
+    /// Read and write the configuration files under DIR instead of /.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// Install libkeepalive.so; with --global, preload it into every program.
+///
+/// Copies the library to /usr/local/lib/keepalive/ (where `keepalive run`
+/// finds it), atomically, and only when it changed.
+///
+/// With --global the library is first test-loaded (`keepalive check` runs
+/// under it and must report SO_KEEPALIVE on), then added to
+/// /etc/ld.so.preload: the file is replaced atomically, every other entry
+/// and comment is kept, and nothing changes when the entry is already there.
+/// A library that does not load is refused and nothing is written.
+///
+/// Every dynamically linked program started afterwards gets keepalive.
+/// KEEPIDLE, KEEPINTVL, KEEPCNT and TCP_USER_TIMEOUT still apply where a
+/// program's environment sets them; the values it does not set come from
+/// the kernel defaults, net.ipv4.tcp_keepalive_* (see `keepalive sysctl`).
+/// A program started with KEEPALIVE=off is left alone. Undo with
+/// `keepalive uninstall --global`.
+///
+/// Needs root, unless --root names a directory tree to act on.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sudo keepalive install --global
+  sudo keepalive sysctl set --idle 10m --interval 1m --count 5 --persist
+  KEEPALIVE=off some-program        # opt one program out
+  sudo keepalive install            # only the library, for `keepalive run`
+  keepalive install --global --root /mnt/image --library ./libkeepalive.so")]
+pub struct InstallArgs {
+    /// Also add the library to /etc/ld.so.preload (every program).
+    #[arg(long)]
+    pub global: bool,
+
+    /// Act under DIR instead of / (an image being built); the entry
+    /// written is still /usr/local/lib/keepalive/libkeepalive.so.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// The library to install (default: the one `keepalive run` uses).
+    #[arg(long, value_name = "PATH")]
+    pub library: Option<PathBuf>,
+}
+
+/// Remove libkeepalive.so from /etc/ld.so.preload (--global).
+///
+/// The file is replaced atomically with every other entry and comment
+/// kept, or removed when nothing else is left in it; nothing changes when
+/// the entry is not there. The library stays in /usr/local/lib/keepalive/
+/// for `keepalive run`. Programs already running keep it until they
+/// restart.
+///
+/// Needs root, unless --root names a directory tree to act on.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sudo keepalive uninstall --global
+  keepalive uninstall --global --root /mnt/image")]
+pub struct UninstallArgs {
+    /// Remove the library from /etc/ld.so.preload.
+    #[arg(long, required = true)]
+    pub global: bool,
+
+    /// Act under DIR instead of / (an image being built).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 fn explain(kind: ErrorKind, expected: &str) -> String {

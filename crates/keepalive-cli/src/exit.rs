@@ -9,6 +9,8 @@ pub enum Exit {
     Success = 0,
     /// An operation failed, or `check` found keepalive off.
     Failure = 1,
+    /// The command line is wrong (clap's own usage errors exit 2 too).
+    Usage = 2,
     /// The command cannot be executed (permission, not an executable).
     CannotExecute = 126,
     /// The command was not found.

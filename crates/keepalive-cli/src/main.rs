@@ -4,9 +4,11 @@
 mod check;
 mod cli;
 mod exit;
+mod install;
 mod library;
 mod reach;
 mod run;
+mod sysctl;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(&args),
+        Command::Sysctl(args) => sysctl::sysctl(&args),
+        Command::Install(args) => install::install(&args),
+        Command::Uninstall(args) => install::uninstall(&args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -18,7 +18,8 @@
 //!   variable at load and, when `KEEPALIVE_DEBUG` asks for it, one line per
 //!   socket, never into a socket;
 //! - no panic: the panic handler aborts, and no code path here can panic.
-#![no_std]
+// `cargo clippy --all-targets` builds a test harness, which brings std.
+#![cfg_attr(not(test), no_std)]
 #![allow(
     unsafe_code,
     reason = "an LD_PRELOAD library is FFI through and through"
@@ -246,6 +247,7 @@ extern "C" fn on_load() {
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = on_load;
 
+#[cfg(not(test))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     // SAFETY: abort(3) is always safe to call; no path here panics.
@@ -256,6 +258,6 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
 /// unwinding personality routine, although with `panic = "abort"` nothing
 /// ever unwinds. Release builds (LTO) drop those parts; for the others this
 /// never-called definition satisfies the dynamic linker.
-#[cfg(debug_assertions)]
+#[cfg(all(debug_assertions, not(test)))]
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}

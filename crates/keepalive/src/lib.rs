@@ -35,15 +35,22 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod atomic_file;
 mod env;
+mod ld_so_preload;
+mod netns;
 mod sockopt;
+mod sys;
 mod sysctl;
+mod sysctl_d;
 
+pub use atomic_file::write_atomic;
 pub use env::{EnvSettings, InvalidVar, from_env, from_vars};
 pub use keepalive_core::env::{BareUnit, ErrorKind, Var};
 pub use keepalive_core::{
     KernelDefaults, Millis, Plan, ProbeCount, Seconds, Settings, SockOpt, UserTimeout, is_tcp,
 };
+pub use ld_so_preload::{InvalidEntry, LD_SO_PRELOAD, LdSoPreload};
 /// Parsers for single values, as the environment and the command line take them.
 pub mod parse {
     pub use keepalive_core::env::{
@@ -51,5 +58,10 @@ pub mod parse {
         parse_user_timeout,
     };
 }
+pub use netns::{NETNS_RUN_DIR, NetNs};
 pub use sockopt::{ApplyError, KeepaliveState, apply};
-pub use sysctl::{kernel_defaults, kernel_defaults_in};
+pub use sysctl::{
+    DefaultsChange, ProcStore, SetError, SysctlKey, SysctlStore, Written, detection_secs,
+    human_secs, kernel_defaults, kernel_defaults_in, set_kernel_defaults, set_kernel_defaults_with,
+};
+pub use sysctl_d::{DROPIN, Persisted, Setting, boot_order, overrides, persist};

@@ -1,9 +1,243 @@
-//! Reading the kernel defaults, `net.ipv4.tcp_keepalive_{time,intvl,probes}`.
+//! The kernel defaults, `net.ipv4.tcp_keepalive_{time,intvl,probes}`
+//! (HOWTO 3.1): reading them, and writing them all or nothing.
+//!
+//! They are per network namespace; run these functions inside one with
+//! [`NetNs::run`](crate::NetNs::run).
 
-use std::io;
-use std::path::Path;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
-use keepalive_core::{KernelDefaults, PROC_FILES, parse_sysctl_value};
+use keepalive_core::{KernelDefaults, PROC_FILES, ProbeCount, Seconds, parse_sysctl_value};
+
+/// One of the three keepalive sysctls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SysctlKey {
+    /// `net.ipv4.tcp_keepalive_time`: idle seconds before the first probe.
+    Time,
+    /// `net.ipv4.tcp_keepalive_intvl`: seconds between probes.
+    Intvl,
+    /// `net.ipv4.tcp_keepalive_probes`: unanswered probes before the drop.
+    Probes,
+}
+
+impl SysctlKey {
+    /// The three, in the HOWTO's order.
+    pub const ALL: [SysctlKey; 3] = [SysctlKey::Time, SysctlKey::Intvl, SysctlKey::Probes];
+
+    /// The sysctl(8) name, e.g. `net.ipv4.tcp_keepalive_time`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SysctlKey::Time => "net.ipv4.tcp_keepalive_time",
+            SysctlKey::Intvl => "net.ipv4.tcp_keepalive_intvl",
+            SysctlKey::Probes => "net.ipv4.tcp_keepalive_probes",
+        }
+    }
+
+    /// The procfs path relative to `/`, e.g. `proc/sys/net/ipv4/tcp_keepalive_time`.
+    pub fn proc_path(self) -> &'static str {
+        let abs = PROC_FILES[self as usize]
+            .to_str()
+            .expect("the paths are ASCII");
+        abs.trim_start_matches('/')
+    }
+
+    /// The key's value in `d`.
+    pub const fn get(self, d: &KernelDefaults) -> u64 {
+        match self {
+            SysctlKey::Time => d.idle,
+            SysctlKey::Intvl => d.interval,
+            SysctlKey::Probes => d.count,
+        }
+    }
+
+    /// Finds a key by its sysctl name, with `.` or `/` as separator.
+    ///
+    /// ```
+    /// use keepalive::SysctlKey;
+    /// assert_eq!(SysctlKey::from_name("net/ipv4/tcp_keepalive_intvl"), Some(SysctlKey::Intvl));
+    /// assert_eq!(SysctlKey::from_name("net.ipv4.tcp_fin_timeout"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<SysctlKey> {
+        let name = name.replace('/', ".");
+        SysctlKey::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for SysctlKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// New kernel defaults; `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DefaultsChange {
+    /// `net.ipv4.tcp_keepalive_time`.
+    pub idle: Option<Seconds>,
+    /// `net.ipv4.tcp_keepalive_intvl`.
+    pub interval: Option<Seconds>,
+    /// `net.ipv4.tcp_keepalive_probes`.
+    pub count: Option<ProbeCount>,
+}
+
+impl DefaultsChange {
+    /// The values given, in key order.
+    pub fn values(&self) -> Vec<(SysctlKey, u64)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.idle {
+            out.push((SysctlKey::Time, u64::from(v.get())));
+        }
+        if let Some(v) = self.interval {
+            out.push((SysctlKey::Intvl, u64::from(v.get())));
+        }
+        if let Some(v) = self.count {
+            out.push((SysctlKey::Probes, u64::from(v.get())));
+        }
+        out
+    }
+
+    /// `current` with this change applied.
+    pub fn applied_to(&self, current: KernelDefaults) -> KernelDefaults {
+        let mut d = current;
+        for (key, v) in self.values() {
+            match key {
+                SysctlKey::Time => d.idle = v,
+                SysctlKey::Intvl => d.interval = v,
+                SysctlKey::Probes => d.count = v,
+            }
+        }
+        d
+    }
+}
+
+/// What [`set_kernel_defaults_in`] did to one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The key.
+    pub key: SysctlKey,
+    /// Its value before.
+    pub old: u64,
+    /// Its value now (equal to `old` when nothing was written).
+    pub new: u64,
+}
+
+/// Why [`set_kernel_defaults_in`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetError {
+    /// Reading the current values failed.
+    #[error("cannot read the current values: {0}")]
+    Read(#[source] io::Error),
+    /// The files cannot be opened for writing: not root, or no
+    /// CAP_NET_ADMIN over the network namespace.
+    #[error(
+        "writing {key} needs root (or CAP_NET_ADMIN in its network namespace): {source}; \
+         nothing was changed"
+    )]
+    PermissionDenied {
+        /// The first key refused.
+        key: SysctlKey,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A write failed; the keys written before it were restored.
+    #[error("writing {key} = {value} failed: {source}; the values written before it were restored")]
+    Write {
+        /// The key whose write failed.
+        key: SysctlKey,
+        /// The value refused.
+        value: u64,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A write failed and so did restoring an earlier one: the namespace is
+    /// left half changed. Never expected; reported in full.
+    #[error(
+        "writing {key} = {value} failed ({source}) and restoring {restore_key} failed too \
+         ({restore_error}): check the values with `keepalive sysctl`"
+    )]
+    RollbackFailed {
+        /// The key whose write failed.
+        key: SysctlKey,
+        /// The value refused.
+        value: u64,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+        /// The key that could not be restored.
+        restore_key: SysctlKey,
+        /// Why.
+        restore_error: io::Error,
+    },
+}
+
+/// Where the sysctl values live: `/proc/sys` under a root directory.
+pub trait SysctlStore {
+    /// Reads one value.
+    fn read(&mut self, key: SysctlKey) -> io::Result<u64>;
+    /// Checks, before any write, that `key` can be written.
+    fn check_writable(&mut self, key: SysctlKey) -> io::Result<()>;
+    /// Writes one value.
+    fn write(&mut self, key: SysctlKey, value: u64) -> io::Result<()>;
+}
+
+/// The procfs files under `root` (`/` for the live values).
+#[derive(Clone, Debug)]
+pub struct ProcStore {
+    root: PathBuf,
+}
+
+impl ProcStore {
+    /// The files under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> ProcStore {
+        ProcStore { root: root.into() }
+    }
+
+    fn path(&self, key: SysctlKey) -> PathBuf {
+        self.root.join(key.proc_path())
+    }
+}
+
+impl SysctlStore for ProcStore {
+    fn read(&mut self, key: SysctlKey) -> io::Result<u64> {
+        let path = self.path(key);
+        let mut text = Vec::new();
+        // Bounded: a procfs value is short, and a stray device file is not.
+        File::open(&path)
+            .and_then(|f| f.take(64).read_to_end(&mut text))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        parse_sysctl_value(&text).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a number: {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&text)
+                ),
+            )
+        })
+    }
+
+    fn check_writable(&mut self, key: SysctlKey) -> io::Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .open(self.path(key))
+            .map(drop)
+    }
+
+    fn write(&mut self, key: SysctlKey, value: u64) -> io::Result<()> {
+        // One write(2) of the whole value, as sysctl(8) does.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .truncate(false)
+            .open(self.path(key))?;
+        f.write_all(format!("{value}\n").as_bytes())
+    }
+}
 
 /// Reads the kernel defaults of the current network namespace from
 /// `/proc/sys/net/ipv4`.
@@ -19,43 +253,117 @@ pub fn kernel_defaults() -> io::Result<KernelDefaults> {
 
 /// Reads the kernel defaults from `root/proc/sys/net/ipv4` (tests, images).
 pub fn kernel_defaults_in(root: &Path) -> io::Result<KernelDefaults> {
-    let read = |i: usize| -> io::Result<u64> {
-        let abs = PROC_FILES[i].to_str().expect("the paths are ASCII");
-        let path = root.join(abs.trim_start_matches('/'));
-        let text = std::fs::read(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        parse_sysctl_value(&text).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a number: {:?}",
-                    path.display(),
-                    String::from_utf8_lossy(&text)
-                ),
-            )
-        })
-    };
+    read_defaults(&mut ProcStore::new(root))
+}
+
+fn read_defaults(store: &mut impl SysctlStore) -> io::Result<KernelDefaults> {
     Ok(KernelDefaults {
-        idle: read(0)?,
-        interval: read(1)?,
-        count: read(2)?,
+        idle: store.read(SysctlKey::Time)?,
+        interval: store.read(SysctlKey::Intvl)?,
+        count: store.read(SysctlKey::Probes)?,
     })
+}
+
+/// Sets the kernel defaults of the current network namespace (the live
+/// values under `/proc`): see [`set_kernel_defaults_with`].
+pub fn set_kernel_defaults(change: &DefaultsChange) -> Result<Vec<Written>, SetError> {
+    set_kernel_defaults_with(&mut ProcStore::new("/"), change)
+}
+
+/// Sets the kernel defaults all or nothing: reads the current values,
+/// checks every key to change can be written before writing any, writes
+/// only the values that differ, and when a write fails restores the ones
+/// already written. Returns every key of `change`, old and new.
+pub fn set_kernel_defaults_with(
+    store: &mut impl SysctlStore,
+    change: &DefaultsChange,
+) -> Result<Vec<Written>, SetError> {
+    let current = read_defaults(store).map_err(SetError::Read)?;
+    let plan: Vec<Written> = change
+        .values()
+        .into_iter()
+        .map(|(key, new)| Written {
+            key,
+            old: key.get(&current),
+            new,
+        })
+        .collect();
+    let writes: Vec<&Written> = plan.iter().filter(|w| w.old != w.new).collect();
+    for w in &writes {
+        store
+            .check_writable(w.key)
+            .map_err(|source| SetError::PermissionDenied { key: w.key, source })?;
+    }
+    for (i, w) in writes.iter().enumerate() {
+        if let Err(source) = store.write(w.key, w.new) {
+            for done in writes[..i].iter().rev() {
+                if let Err(restore_error) = store.write(done.key, done.old) {
+                    return Err(SetError::RollbackFailed {
+                        key: w.key,
+                        value: w.new,
+                        source,
+                        restore_key: done.key,
+                        restore_error,
+                    });
+                }
+            }
+            return Err(SetError::Write {
+                key: w.key,
+                value: w.new,
+                source,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// How long keepalive takes to find a dead idle peer with these values:
+/// `idle + interval x count` seconds (saturating).
+pub fn detection_secs(d: &KernelDefaults) -> u64 {
+    d.idle.saturating_add(d.interval.saturating_mul(d.count))
+}
+
+/// `7875` -> `2h 11m 15s`; `60` -> `1m`; `0` -> `0s`.
+///
+/// ```
+/// assert_eq!(keepalive::human_secs(7875), "2h 11m 15s");
+/// assert_eq!(keepalive::human_secs(600), "10m");
+/// ```
+pub fn human_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let parts: Vec<String> = [(h, "h"), (m, "m"), (s, "s")]
+        .into_iter()
+        .filter(|(n, _)| *n != 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+
+    fn temp_root(name: &str, values: [u64; 3]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("keepalive-{name}-{}", std::process::id()));
+        for (key, v) in SysctlKey::ALL.into_iter().zip(values) {
+            let path = dir.join(key.proc_path());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, format!("{v}\n")).unwrap();
+        }
+        dir
+    }
 
     #[test]
     fn reads_under_a_root() {
-        let dir = std::env::temp_dir().join(format!("keepalive-sysctl-{}", std::process::id()));
-        let ipv4 = dir.join("proc/sys/net/ipv4");
-        std::fs::create_dir_all(&ipv4).unwrap();
-        std::fs::write(ipv4.join("tcp_keepalive_time"), "600\n").unwrap();
-        std::fs::write(ipv4.join("tcp_keepalive_intvl"), "60\n").unwrap();
-        std::fs::write(ipv4.join("tcp_keepalive_probes"), "20\n").unwrap();
+        let dir = temp_root("read", [600, 60, 20]);
         let d = kernel_defaults_in(&dir);
-        std::fs::write(ipv4.join("tcp_keepalive_probes"), "x\n").unwrap();
+        std::fs::write(dir.join(SysctlKey::Probes.proc_path()), "x\n").unwrap();
         let bad = kernel_defaults_in(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
@@ -69,5 +377,136 @@ mod tests {
         let err = bad.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("tcp_keepalive_probes"), "{err}");
+    }
+
+    #[test]
+    fn set_writes_only_what_changes() {
+        let dir = temp_root("set", [7200, 75, 9]);
+        let mut store = ProcStore::new(&dir);
+        let change = DefaultsChange {
+            idle: Seconds::new(600),
+            interval: Seconds::new(75),
+            ..Default::default()
+        };
+        let intvl = dir.join(SysctlKey::Intvl.proc_path());
+        let before = std::fs::metadata(&intvl).unwrap().modified().unwrap();
+        let written = set_kernel_defaults_with(&mut store, &change).unwrap();
+        let after = kernel_defaults_in(&dir).unwrap();
+        let untouched = std::fs::metadata(&intvl).unwrap().modified().unwrap() == before;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            written,
+            [
+                Written {
+                    key: SysctlKey::Time,
+                    old: 7200,
+                    new: 600
+                },
+                Written {
+                    key: SysctlKey::Intvl,
+                    old: 75,
+                    new: 75
+                }
+            ]
+        );
+        assert_eq!(
+            after,
+            KernelDefaults {
+                idle: 600,
+                interval: 75,
+                count: 9
+            }
+        );
+        assert!(untouched, "an unchanged value is not written");
+    }
+
+    /// A store whose n-th write fails.
+    struct Failing {
+        values: BTreeMap<SysctlKey, u64>,
+        writes: usize,
+        fail_at: usize,
+        deny: Option<SysctlKey>,
+    }
+
+    impl SysctlStore for Failing {
+        fn read(&mut self, key: SysctlKey) -> io::Result<u64> {
+            Ok(self.values[&key])
+        }
+        fn check_writable(&mut self, key: SysctlKey) -> io::Result<()> {
+            if self.deny == Some(key) {
+                return Err(io::Error::from_raw_os_error(libc::EACCES));
+            }
+            Ok(())
+        }
+        fn write(&mut self, key: SysctlKey, value: u64) -> io::Result<()> {
+            self.writes += 1;
+            if self.writes == self.fail_at {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            self.values.insert(key, value);
+            Ok(())
+        }
+    }
+
+    fn failing(fail_at: usize, deny: Option<SysctlKey>) -> Failing {
+        Failing {
+            values: SysctlKey::ALL.into_iter().zip([7200, 75, 9]).collect(),
+            writes: 0,
+            fail_at,
+            deny,
+        }
+    }
+
+    const ALL_THREE: DefaultsChange = DefaultsChange {
+        idle: Seconds::new(600),
+        interval: Seconds::new(60),
+        count: ProbeCount::new(20),
+    };
+
+    #[test]
+    fn second_write_failing_restores_the_first() {
+        let mut store = failing(2, None);
+        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SetError::Write {
+                    key: SysctlKey::Intvl,
+                    value: 60,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.values[&SysctlKey::Time], 7200, "restored");
+        assert_eq!(store.values[&SysctlKey::Probes], 9, "never written");
+        assert_eq!(store.writes, 3, "two writes and one restore");
+    }
+
+    #[test]
+    fn permission_denied_writes_nothing() {
+        let mut store = failing(usize::MAX, Some(SysctlKey::Probes));
+        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        assert!(matches!(
+            err,
+            SetError::PermissionDenied {
+                key: SysctlKey::Probes,
+                ..
+            }
+        ));
+        assert!(
+            err.to_string().contains("needs root (or CAP_NET_ADMIN"),
+            "{err}"
+        );
+        assert_eq!(store.writes, 0);
+    }
+
+    #[test]
+    fn detection_time() {
+        let d = KernelDefaults::BUILTIN;
+        assert_eq!(detection_secs(&d), 7875);
+        assert_eq!(human_secs(detection_secs(&d)), "2h 11m 15s");
+        assert_eq!(human_secs(0), "0s");
+        assert_eq!(human_secs(3601), "1h 1s");
     }
 }

@@ -1,0 +1,274 @@
+//! `keepalive sysctl`: show, set and persist the kernel defaults
+//! (HOWTO 3.1, 3.2), in the current or another network namespace.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use keepalive::{
+    DefaultsChange, KernelDefaults, NetNs, Persisted, SysctlKey, Written, detection_secs,
+    human_secs,
+};
+use serde::Serialize;
+
+use crate::cli::{
+    DefaultsArgs, NamespaceArgs, SysctlAction, SysctlArgs, SysctlPersistArgs, SysctlSetArgs,
+};
+use crate::exit::Exit;
+
+pub fn sysctl(args: &SysctlArgs) -> anyhow::Result<Exit> {
+    let ns = namespace(&args.namespace)?;
+    let out = Printer { json: args.json };
+    match &args.action {
+        None | Some(SysctlAction::Show) => show(&ns, &out),
+        Some(SysctlAction::Set(set_args)) => set(&ns, set_args, &out),
+        Some(SysctlAction::Persist(p)) => persist_only(&ns, p, &out),
+    }
+}
+
+fn namespace(args: &NamespaceArgs) -> anyhow::Result<NetNs> {
+    let ns = match (&args.netns, args.pid) {
+        (Some(spec), _) => NetNs::open(spec),
+        (None, Some(pid)) => NetNs::of_pid(pid),
+        (None, None) => NetNs::current(),
+    };
+    Ok(ns?)
+}
+
+fn read(ns: &NetNs) -> anyhow::Result<KernelDefaults> {
+    ns.run(keepalive::kernel_defaults)?
+        .with_context(|| format!("cannot read the keepalive sysctls of {ns}"))
+}
+
+fn change(values: &DefaultsArgs) -> DefaultsChange {
+    DefaultsChange {
+        idle: values.idle,
+        interval: values.interval,
+        count: values.count,
+    }
+}
+
+fn show(ns: &NetNs, out: &Printer) -> anyhow::Result<Exit> {
+    let d = read(ns)?;
+    out.values(ns, &d)?;
+    Ok(Exit::Success)
+}
+
+fn set(ns: &NetNs, args: &SysctlSetArgs, out: &Printer) -> anyhow::Result<Exit> {
+    if args.values.is_empty() {
+        eprintln!("keepalive: sysctl set: give at least one of --idle, --interval, --count");
+        return Ok(Exit::Usage);
+    }
+    let change = change(&args.values);
+    let written = ns
+        .run(|| keepalive::set_kernel_defaults(&change))?
+        .with_context(|| format!("in {ns}"))?;
+    out.changes(ns, &written)?;
+    out.values(ns, &read(ns)?)?;
+    if args.persist {
+        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        out.persisted(&persist(&root, &change.values())?)?;
+    }
+    Ok(Exit::Success)
+}
+
+fn persist_only(ns: &NetNs, args: &SysctlPersistArgs, out: &Printer) -> anyhow::Result<Exit> {
+    let values = if args.values.is_empty() {
+        let live = read(ns)?;
+        SysctlKey::ALL.iter().map(|k| (*k, k.get(&live))).collect()
+    } else {
+        change(&args.values).values()
+    };
+    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    out.persisted(&persist(&root, &values)?)?;
+    Ok(Exit::Success)
+}
+
+fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> anyhow::Result<Persisted> {
+    keepalive::persist(root, values).with_context(|| {
+        if root == Path::new("/") {
+            "cannot persist the values (root is needed to write /etc/sysctl.d; --root DIR writes under DIR)"
+        } else {
+            "cannot persist the values"
+        }
+    })
+}
+
+/// Writes text or JSON lines (`{"type":...,"data":...}`) to stdout.
+struct Printer {
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Line<T: Serialize> {
+    r#type: &'static str,
+    data: T,
+}
+
+#[derive(Serialize)]
+struct ValuesJson {
+    namespace: String,
+    netns_inode: u64,
+    tcp_keepalive_time: u64,
+    tcp_keepalive_intvl: u64,
+    tcp_keepalive_probes: u64,
+    /// idle + intvl x probes, seconds.
+    detection_secs: u64,
+}
+
+#[derive(Serialize)]
+struct ChangeJson {
+    key: &'static str,
+    old: u64,
+    new: u64,
+}
+
+#[derive(Serialize)]
+struct PersistedJson<'a> {
+    path: &'a Path,
+    changed: bool,
+}
+
+#[derive(Serialize)]
+struct OverrideJson<'a> {
+    path: &'a Path,
+    line: usize,
+    key: &'static str,
+    value: &'a str,
+}
+
+impl Printer {
+    fn json_line<T: Serialize>(&self, r#type: &'static str, data: T) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &Line { r#type, data })?;
+        writeln!(out)?;
+        Ok(())
+    }
+
+    fn values(&self, ns: &NetNs, d: &KernelDefaults) -> anyhow::Result<()> {
+        if self.json {
+            return self.json_line(
+                "sysctl",
+                ValuesJson {
+                    namespace: ns.to_string(),
+                    netns_inode: ns.inode(),
+                    tcp_keepalive_time: d.idle,
+                    tcp_keepalive_intvl: d.interval,
+                    tcp_keepalive_probes: d.count,
+                    detection_secs: detection_secs(d),
+                },
+            );
+        }
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", render(ns, d))?;
+        Ok(())
+    }
+
+    fn changes(&self, ns: &NetNs, written: &[Written]) -> anyhow::Result<()> {
+        for w in written {
+            if self.json {
+                self.json_line(
+                    "change",
+                    ChangeJson {
+                        key: w.key.name(),
+                        old: w.old,
+                        new: w.new,
+                    },
+                )?;
+            } else if w.old == w.new {
+                println!("{}: {} (unchanged)", w.key, w.old);
+            } else {
+                println!("{}: {} -> {}", w.key, w.old, w.new);
+            }
+        }
+        if !self.json {
+            println!("in network namespace {ns}");
+            println!();
+        }
+        Ok(())
+    }
+
+    fn persisted(&self, p: &Persisted) -> anyhow::Result<()> {
+        if self.json {
+            self.json_line(
+                "persisted",
+                PersistedJson {
+                    path: &p.path,
+                    changed: p.changed,
+                },
+            )?;
+        } else if p.changed {
+            println!("persisted in {} (applied at boot)", p.path.display());
+        } else {
+            println!("{} already holds these values", p.path.display());
+        }
+        for s in &p.overridden_by {
+            if self.json {
+                self.json_line(
+                    "override",
+                    OverrideJson {
+                        path: &s.path,
+                        line: s.line,
+                        key: s.key.name(),
+                        value: &s.value,
+                    },
+                )?;
+            }
+            eprintln!(
+                "keepalive: warning: {}:{} sets {} = {}, which is applied after {} at boot \
+                 and overrides it: remove that line",
+                s.path.display(),
+                s.line,
+                s.key,
+                s.value,
+                p.path.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The text of `keepalive sysctl show`.
+fn render(ns: &NetNs, d: &KernelDefaults) -> String {
+    format!(
+        "network namespace: {ns}\n\
+         {:<31} = {:<6} idle time before the first probe ({})\n\
+         {:<31} = {:<6} time between probes ({})\n\
+         {:<31} = {:<6} unanswered probes before the connection is dropped\n\
+         A dead idle peer is detected after {} s + {} x {} s = {}.\n\
+         These apply to sockets with keepalive on that set no value of their own.\n",
+        SysctlKey::Time.name(),
+        d.idle,
+        human_secs(d.idle),
+        SysctlKey::Intvl.name(),
+        d.interval,
+        human_secs(d.interval),
+        SysctlKey::Probes.name(),
+        d.count,
+        d.idle,
+        d.count,
+        d.interval,
+        human_secs(detection_secs(d)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_the_consequence() {
+        let ns = NetNs::current().unwrap();
+        let text = render(&ns, &KernelDefaults::BUILTIN);
+        assert!(
+            text.contains(
+                "net.ipv4.tcp_keepalive_time     = 7200   idle time before the first probe (2h)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("A dead idle peer is detected after 7200 s + 9 x 75 s = 2h 11m 15s.\n"),
+            "{text}"
+        );
+    }
+}

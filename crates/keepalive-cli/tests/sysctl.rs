@@ -1,0 +1,448 @@
+//! `keepalive sysctl`: show, set and persist, judged by what the kernel
+//! shows inside network namespaces the tests make. The host's own values
+//! are never written: every `set` names a test namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::util::{Output, TIMEOUT, bare, is_root, run, skip, tool};
+
+fn keepalive() -> Command {
+    bare(env!("CARGO_BIN_EXE_keepalive"))
+}
+
+fn sysctl(args: &[&str]) -> Output {
+    run(keepalive().arg("sysctl").args(args), TIMEOUT)
+}
+
+/// A network namespace named with the pid, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    /// `None` (after printing why) when not root or without `ip`.
+    fn new() -> Option<Netns> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        if !is_root() {
+            eprintln!("skipped: network namespaces need root");
+            return None;
+        }
+        if tool("ip").is_none() {
+            eprintln!("skipped: ip (iproute2) is not installed");
+            return None;
+        }
+        let name = format!(
+            "ka-sysctl-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let out = run(Command::new("ip").args(["netns", "add", &name]), TIMEOUT);
+        out.assert_success();
+        Some(Netns(name))
+    }
+
+    /// A value as `cat` inside the namespace reads it: the kernel's word,
+    /// not ours.
+    fn read(&self, key: &str) -> u64 {
+        let path = format!("/proc/sys/net/ipv4/{key}");
+        let out = run(
+            Command::new("ip").args(["netns", "exec", &self.0, "cat", &path]),
+            TIMEOUT,
+        );
+        out.assert_success();
+        out.stdout
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}\n{out}"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn host(key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{key}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A directory standing for `/`, with the pid in its name; removed on drop.
+struct Root(PathBuf);
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sysctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Root(dir)
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    fn dropin(&self) -> PathBuf {
+        self.0.join("etc/sysctl.d/90-keepalive.conf")
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const HEADER: &str = "# TCP keepalive defaults (TCP Keepalive HOWTO 3.2), read at boot by\n\
+                      # systemd-sysctl and `sysctl --system`. Written by `keepalive sysctl`;\n\
+                      # change it with `keepalive sysctl persist`.\n";
+
+#[test]
+fn show_reads_the_current_namespace() {
+    let out = sysctl(&["--json"]);
+    out.assert_success();
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["type"], "sysctl", "{out}");
+    let data = &line["data"];
+    assert_eq!(
+        data["tcp_keepalive_time"],
+        host("tcp_keepalive_time"),
+        "{out}"
+    );
+    assert_eq!(
+        data["tcp_keepalive_intvl"],
+        host("tcp_keepalive_intvl"),
+        "{out}"
+    );
+    assert_eq!(
+        data["tcp_keepalive_probes"],
+        host("tcp_keepalive_probes"),
+        "{out}"
+    );
+    let detection =
+        host("tcp_keepalive_time") + host("tcp_keepalive_intvl") * host("tcp_keepalive_probes");
+    assert_eq!(data["detection_secs"], detection, "{out}");
+}
+
+#[test]
+fn set_in_a_namespace_leaves_the_host_alone() {
+    let Some(ns) = Netns::new() else { return };
+    let host_before = host("tcp_keepalive_time");
+    let out = sysctl(&[
+        "set",
+        "--netns",
+        &ns.0,
+        "--idle",
+        "10m",
+        "--interval",
+        "60",
+        "--count",
+        "20",
+    ]);
+    out.assert_success();
+    // A new namespace starts at the built-in 7200 / 75 / 9.
+    assert!(
+        out.stdout
+            .contains("net.ipv4.tcp_keepalive_time: 7200 -> 600\n"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("net.ipv4.tcp_keepalive_probes: 9 -> 20\n"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("in network namespace netns {} (net:[", ns.0)),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("A dead idle peer is detected after 600 s + 20 x 60 s = 30m.\n"),
+        "{out}"
+    );
+    assert_eq!(ns.read("tcp_keepalive_time"), 600);
+    assert_eq!(ns.read("tcp_keepalive_intvl"), 60);
+    assert_eq!(ns.read("tcp_keepalive_probes"), 20);
+    assert_eq!(
+        host("tcp_keepalive_time"),
+        host_before,
+        "the host's value must not change"
+    );
+}
+
+#[test]
+fn set_writes_only_what_changes() {
+    let Some(ns) = Netns::new() else { return };
+    let out = sysctl(&["set", "--netns", &ns.0, "--idle", "7200", "--count", "5"]);
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains("net.ipv4.tcp_keepalive_time: 7200 (unchanged)\n"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("net.ipv4.tcp_keepalive_probes: 9 -> 5\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn pid_and_path_name_the_same_namespace() {
+    let Some(ns) = Netns::new() else { return };
+    let host_before = host("tcp_keepalive_intvl");
+    sysctl(&["set", "--netns", &ns.0, "--interval", "33"]).assert_success();
+    let mut sleeper = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "sleep", "30"])
+        .spawn()
+        .unwrap();
+    // ip execs sleep in place: the pid is the sleeper's, once it entered the namespace.
+    let pid = sleeper.id().to_string();
+    let mut by_pid = None;
+    for _ in 0..100 {
+        let out = sysctl(&["show", "--pid", &pid, "--json"]);
+        if out.stdout.contains("\"tcp_keepalive_intvl\":33") {
+            by_pid = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let by_path = sysctl(&["show", "--netns", &format!("/run/netns/{}", ns.0), "--json"]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let by_pid = by_pid.expect("--pid never showed the namespace's value");
+    assert!(
+        by_pid.stdout.contains(&format!("pid {pid} (net:[")),
+        "{by_pid}"
+    );
+    assert!(
+        by_path.stdout.contains("\"tcp_keepalive_intvl\":33"),
+        "{by_path}"
+    );
+    assert_eq!(
+        host("tcp_keepalive_intvl"),
+        host_before,
+        "the host's value must not change"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_before_anything_is_written() {
+    let root = Root::new("bad");
+    for (args, expected) in [
+        (["--idle", "abc"], "not a number"),
+        (["--idle", "0"], "zero"),
+        (["--idle", "-1"], "negative"),
+        (["--idle", "40000"], "1..=32767"),
+        (["--count", "200"], "1..=127"),
+    ] {
+        // No namespace needed: the values are refused before any is read.
+        let out = run(
+            keepalive()
+                .args(["sysctl", "persist", "--root", root.arg()])
+                .args(args),
+            TIMEOUT,
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{out}");
+        assert!(
+            out.stderr.contains(expected),
+            "{args:?}: want {expected:?}\n{out}"
+        );
+        assert!(!root.dropin().exists(), "nothing written for {args:?}");
+    }
+}
+
+#[test]
+fn set_without_values_is_a_usage_error() {
+    let out = sysctl(&["set"]);
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(
+        out.stderr
+            .contains("give at least one of --idle, --interval, --count"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unprivileged_set_is_refused_and_changes_nothing() {
+    let Some(ns) = Netns::new() else { return };
+    let Some(setpriv) = tool("setpriv") else {
+        skip!("setpriv (util-linux) is not installed")
+    };
+    // Inside the test namespace, as nobody: the files are root's.
+    let out = run(
+        bare("ip")
+            .args(["netns", "exec", &ns.0])
+            .arg(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_keepalive"))
+            .args(["sysctl", "set", "--idle", "600", "--count", "3"]),
+        TIMEOUT,
+    );
+    if out.stderr.contains("Permission denied") && out.stderr.contains("setpriv") {
+        skip!("nobody cannot run the test binary from here\n{out}");
+    }
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("needs root (or CAP_NET_ADMIN in its network namespace)"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("nothing was changed"), "{out}");
+    assert_eq!(ns.read("tcp_keepalive_time"), 7200);
+    assert_eq!(ns.read("tcp_keepalive_probes"), 9);
+}
+
+#[test]
+fn persist_writes_the_exact_dropin_once() {
+    let root = Root::new("persist");
+    let out = sysctl(&[
+        "persist",
+        "--root",
+        root.arg(),
+        "--idle",
+        "10m",
+        "--count",
+        "20",
+    ]);
+    out.assert_success();
+    let text = std::fs::read_to_string(root.dropin()).unwrap();
+    assert_eq!(
+        text,
+        format!("{HEADER}net.ipv4.tcp_keepalive_time = 600\nnet.ipv4.tcp_keepalive_probes = 20\n")
+    );
+    let mtime = std::fs::metadata(root.dropin())
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = sysctl(&[
+        "persist",
+        "--root",
+        root.arg(),
+        "--idle",
+        "600",
+        "--count",
+        "20",
+    ]);
+    again.assert_success();
+    assert!(
+        again.stdout.contains("already holds these values"),
+        "{again}"
+    );
+    assert_eq!(std::fs::read_to_string(root.dropin()).unwrap(), text);
+    assert_eq!(
+        std::fs::metadata(root.dropin())
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+    // A later call for another key keeps the earlier ones.
+    sysctl(&["persist", "--root", root.arg(), "--interval", "1m"]).assert_success();
+    assert_eq!(
+        std::fs::read_to_string(root.dropin()).unwrap(),
+        format!(
+            "{HEADER}net.ipv4.tcp_keepalive_time = 600\nnet.ipv4.tcp_keepalive_intvl = 60\n\
+             net.ipv4.tcp_keepalive_probes = 20\n"
+        )
+    );
+}
+
+#[test]
+fn persist_reports_a_later_override_with_file_and_line() {
+    let root = Root::new("override");
+    std::fs::create_dir_all(root.0.join("etc")).unwrap();
+    std::fs::write(
+        root.0.join("etc/sysctl.conf"),
+        "# site settings\nnet.ipv4.tcp_keepalive_time = 7200\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.0.join("usr/lib/sysctl.d")).unwrap();
+    std::fs::write(
+        root.0.join("usr/lib/sysctl.d/10-early.conf"),
+        "net.ipv4.tcp_keepalive_time = 1\n",
+    )
+    .unwrap();
+    let out = sysctl(&["persist", "--root", root.arg(), "--idle", "600"]);
+    out.assert_success();
+    let warnings: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the later file overrides ours\n{out}"
+    );
+    let want = format!(
+        "{}/etc/sysctl.conf:2 sets net.ipv4.tcp_keepalive_time = 7200",
+        root.arg()
+    );
+    assert!(warnings[0].contains(&want), "{out}");
+    // Other files are never edited.
+    assert_eq!(
+        std::fs::read_to_string(root.0.join("etc/sysctl.conf")).unwrap(),
+        "# site settings\nnet.ipv4.tcp_keepalive_time = 7200\n"
+    );
+}
+
+#[test]
+fn set_persist_writes_live_and_file() {
+    let Some(ns) = Netns::new() else { return };
+    let root = Root::new("setpersist");
+    let out = sysctl(&[
+        "set",
+        "--netns",
+        &ns.0,
+        "--idle",
+        "300",
+        "--persist",
+        "--root",
+        root.arg(),
+    ]);
+    out.assert_success();
+    assert_eq!(ns.read("tcp_keepalive_time"), 300);
+    let text = std::fs::read_to_string(root.dropin()).unwrap();
+    assert_eq!(text, format!("{HEADER}net.ipv4.tcp_keepalive_time = 300\n"));
+}
+
+#[test]
+fn persist_without_values_takes_the_live_ones() {
+    let Some(ns) = Netns::new() else { return };
+    let root = Root::new("live");
+    sysctl(&[
+        "set",
+        "--netns",
+        &ns.0,
+        "--idle",
+        "900",
+        "--interval",
+        "30",
+        "--count",
+        "4",
+    ])
+    .assert_success();
+    sysctl(&["persist", "--netns", &ns.0, "--root", root.arg()]).assert_success();
+    assert_eq!(
+        std::fs::read_to_string(root.dropin()).unwrap(),
+        format!(
+            "{HEADER}net.ipv4.tcp_keepalive_time = 900\nnet.ipv4.tcp_keepalive_intvl = 30\n\
+             net.ipv4.tcp_keepalive_probes = 4\n"
+        )
+    );
+}
+
+#[test]
+fn unknown_namespace_is_one_clear_line() {
+    let out = sysctl(&["show", "--netns", "ka-no-such-namespace"]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("no network namespace named \"ka-no-such-namespace\""),
+        "{out}"
+    );
+}
