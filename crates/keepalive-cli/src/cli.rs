@@ -34,6 +34,124 @@ pub enum Command {
     Sysctl(SysctlArgs),
     Install(InstallArgs),
     Uninstall(UninstallArgs),
+    Ls(LsArgs),
+    Attach(AttachArgs),
+    Enforce(EnforceArgs),
+}
+
+/// Which connections `ls` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum StateFilter {
+    /// Established connections (the default).
+    #[default]
+    Established,
+    /// Listening sockets.
+    Listen,
+    /// Every TCP socket.
+    All,
+}
+
+/// List TCP connections and their keepalive state (sock_diag).
+///
+/// Every TCP socket (IPv4 and IPv6) of the host, or of one network
+/// namespace, with its addresses, state, owning process and keepalive
+/// timer: armed or not, time left, probes sent. With --pid, also each
+/// socket's own SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and
+/// TCP_USER_TIMEOUT, read on a duplicate of the process's descriptor.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive ls
+  keepalive ls --pid 4242
+  keepalive ls --netns blue --state all
+  keepalive ls --json")]
+pub struct LsArgs {
+    /// Only the sockets of process PID, with their socket options.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// List inside this network namespace (/run/netns/NAME or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+
+    /// Which sockets to list.
+    #[arg(long, value_enum, default_value_t)]
+    pub state: StateFilter,
+
+    /// Print JSON lines ({"type":"connection","data":{...}}) instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Switch keepalive on in a running process (pidfd_getfd).
+///
+/// For every TCP socket of the process, established ones and listening ones
+/// (so that connections accepted later inherit the settings), a duplicate
+/// of its descriptor is taken with pidfd_getfd(2), checked to still be the
+/// same socket, set, read back and reported. The process is not stopped
+/// and its sockets are never closed. Needs the right to ptrace it (same
+/// user and not protected, or CAP_SYS_PTRACE) and Linux >= 5.6.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive ls --pid 4242                  # before
+  sudo keepalive attach --pid 4242 --idle 60 --interval 10 --count 6
+  keepalive attach --pid 4242 --idle 5m --dry-run")]
+pub struct AttachArgs {
+    /// The process.
+    #[arg(long, value_name = "PID")]
+    pub pid: u32,
+
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Enforce keepalive in the kernel for every TCP connection of a cgroup.
+///
+/// A BPF sock_ops program attached to a cgroup v2 switches keepalive on,
+/// with the settings, for every TCP connection its processes establish
+/// (both sides): static and Go binaries included, which a preload cannot
+/// reach. The settings live in a BPF map: running it again on the same
+/// cgroup changes them for new connections, without reloading. Needs root.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --idle 60
+  sudo keepalive enforce --status
+  sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --remove
+  sudo keepalive run --enforce --idle 60 -- ./static-binary")]
+pub struct EnforceArgs {
+    /// The cgroup v2 directory.
+    #[arg(long, value_name = "PATH", required_unless_present = "status")]
+    pub cgroup: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+
+    /// Replace keepalive settings a program makes itself (by default a
+    /// connection whose program switched keepalive on is left alone).
+    #[arg(long)]
+    pub force: bool,
+
+    /// List where enforcement is attached, and with which values.
+    #[arg(long, conflicts_with_all = ["cgroup", "remove", "force"])]
+    pub status: bool,
+
+    /// Detach from the cgroup and remove the pins.
+    #[arg(long, conflicts_with = "force")]
+    pub remove: bool,
+
+    /// Print JSON lines instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The keepalive values, shared by every command that sets them.
@@ -103,6 +221,15 @@ pub struct RunArgs {
     /// Log one line per socket to stderr (KEEPALIVE_DEBUG=1).
     #[arg(long)]
     pub debug: bool,
+
+    /// Enforce the settings in the kernel instead (cgroup BPF): reaches
+    /// static and Go binaries. Needs root.
+    #[arg(long, conflicts_with_all = ["off", "debug"])]
+    pub enforce: bool,
+
+    /// With --enforce: replace keepalive settings the program makes itself.
+    #[arg(long, requires = "enforce")]
+    pub force: bool,
 
     /// The command to run, and its arguments.
     #[arg(

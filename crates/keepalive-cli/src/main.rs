@@ -1,11 +1,14 @@
 //! `keepalive`: TCP keepalive for programs that don't ask for it.
 #![deny(unsafe_code)]
 
+mod attach;
 mod check;
+mod enforce;
 mod cli;
 mod exit;
 mod install;
 mod library;
+mod ls;
 mod reach;
 mod run;
 mod sysctl;
@@ -33,6 +36,9 @@ fn main() -> ExitCode {
         Command::Sysctl(args) => sysctl::sysctl(&args),
         Command::Install(args) => install::install(&args),
         Command::Uninstall(args) => install::uninstall(&args),
+        Command::Ls(args) => ls::ls(&args),
+        Command::Attach(args) => attach::attach(&args),
+        Command::Enforce(args) => enforce::enforce(&args),
     };
     match result {
         Ok(exit) => exit.into(),

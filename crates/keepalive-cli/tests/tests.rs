@@ -1,5 +1,8 @@
 mod cli;
+mod enforce;
 mod install;
+mod ls;
+mod netns;
 mod preload;
 mod programs;
 mod sysctl;

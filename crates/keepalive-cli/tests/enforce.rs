@@ -1,0 +1,1 @@
+//! keepalive enforce (being written).

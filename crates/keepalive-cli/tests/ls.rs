@@ -1,0 +1,1 @@
+//! keepalive ls and attach (being written).

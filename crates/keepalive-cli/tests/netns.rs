@@ -1,0 +1,1 @@
+//! Issue 4: dead peer, peer reboot, NAT idle eviction, unacknowledged data, in network namespaces (being written).
