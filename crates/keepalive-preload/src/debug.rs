@@ -3,45 +3,33 @@
 //! on the stack and written with one write(2); nothing is ever written into
 //! a socket that carries the program's data.
 
-use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int};
 use core::fmt::{self, Write};
 
 use keepalive_core::env::{Debug, Invalid};
 use keepalive_core::{Applied, Plan, sys};
 
-const PATH_MAX: usize = libc::PATH_MAX as usize;
-
-struct PathBuf(UnsafeCell<[u8; PATH_MAX]>);
-// SAFETY: written once, by the thread that initializes the configuration,
-// before it publishes READY; only read afterwards (see crate::Shared).
-unsafe impl Sync for PathBuf {}
-
-/// The `KEEPALIVE_DEBUG` file path, NUL-terminated.
-static PATH: PathBuf = PathBuf(UnsafeCell::new([0; PATH_MAX]));
+/// The longest `KEEPALIVE_DEBUG` path; it is copied to the stack, with its
+/// NUL, for each line, so it stays small (signal stacks can be 2 KiB).
+const PATH_MAX: usize = 256;
 
 /// Where the per-socket log goes.
 #[derive(Clone, Copy)]
 pub(crate) enum Sink {
     Off,
     Stderr,
-    /// The path in `PATH`.
-    File,
+    /// A path inside the environment block, which lives as long as the
+    /// process (glibc never frees the strings the kernel put there).
+    File(&'static [u8]),
 }
 
 impl Sink {
-    /// `owner`: this thread initializes the configuration and may fill `PATH`.
-    pub(crate) fn new(debug: Debug<'_>, owner: bool) -> Sink {
+    pub(crate) fn new(debug: Debug<'static>) -> Sink {
         match debug {
             Debug::Off => Sink::Off,
             Debug::Stderr => Sink::Stderr,
-            Debug::File(path) if owner && path.len() < PATH_MAX && !path.contains(&0) => {
-                // SAFETY: only the owner writes, before READY (see PathBuf).
-                let buf = unsafe { &mut *PATH.0.get() };
-                buf[..path.len()].copy_from_slice(path);
-                buf[path.len()] = 0;
-                Sink::File
-            }
+            Debug::File(path) if path.len() < PATH_MAX => Sink::File(path),
+            // Too long to log to; keep the host's output clean rather than guess.
             Debug::File(_) => Sink::Off,
         }
     }
@@ -69,10 +57,10 @@ impl Sink {
             // Never into a socket: stderr may be a service's connection.
             Sink::Stderr if sys::socket_domain(2).is_none() => line.send(2),
             Sink::Stderr => {}
-            Sink::File => {
-                // SAFETY: PATH was filled and NUL-terminated before READY.
-                let buf = unsafe { &*PATH.0.get() };
-                if let Ok(path) = CStr::from_bytes_until_nul(buf) {
+            Sink::File(path) => {
+                let mut buf = [0u8; PATH_MAX];
+                buf[..path.len()].copy_from_slice(path);
+                if let Ok(path) = CStr::from_bytes_until_nul(&buf) {
                     line.finish();
                     sys::append_file(path, line.bytes());
                 }

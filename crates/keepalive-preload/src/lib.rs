@@ -81,7 +81,7 @@ fn init() -> Config {
     let won = STATE
         .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
         .is_ok();
-    let debug = Sink::new(env.debug, won);
+    let debug = Sink::new(env.debug);
     let cfg = Config { plan, debug };
     if won {
         // SAFETY: this thread alone moved STATE out of UNINIT (see Shared).
