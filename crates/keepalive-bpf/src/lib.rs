@@ -1,2 +1,55 @@
-//! An in-kernel keepalive enforcer: a cgroup BPF sock_ops program generated in Rust and loaded with bpf(2)
+//! In-kernel keepalive enforcement: a cgroup BPF sock_ops program,
+//! generated in Rust and loaded with bpf(2), that switches TCP keepalive on
+//! (with the values given) for every TCP connection a process of a cgroup
+//! v2 establishes, on the connecting and on the accepting side. It reaches
+//! what `LD_PRELOAD` cannot: statically linked binaries, Go programs,
+//! setuid programs. It is Linux's missing `always_keepalive`, per service.
+//!
+//! - [`Insn`], [`Asm`]: a small eBPF instruction encoder with labelled
+//!   jumps; building needs no clang, no nightly, no prebuilt object.
+//! - [`sock_ops_program`]: the program; its settings ([`Policy`]) live in
+//!   an array map, so they change without a reload.
+//! - [`enforce`], [`status`], [`remove`]: attach to a cgroup with the link
+//!   and map pinned in bpffs (`/sys/fs/bpf/keepalive/`), so that it outlives
+//!   the command; list; detach.
+//! - [`RunScope`]: a command in a new cgroup of its own, enforced while it
+//!   runs (`keepalive run --enforce`).
+//!
+//! By default a connection whose program switched keepalive on itself is
+//! left alone ([`Policy::force`] overrides it); a program that sets its own
+//! values after the connection is established keeps them either way.
+//! Connections established before the program was attached (or before the
+//! settings changed) keep what they had.
+//!
+//! What it won't do: anything without root (CAP_BPF and CAP_NET_ADMIN, and
+//! CAP_SYS_ADMIN for bpffs and cgroups), cgroup v1, or kernels older than
+//! 5.9 (bpf_setsockopt with the keepalive options) and 5.7 (BPF links). On
+//! kernels before 6.1, bpf_getsockopt cannot read SO_KEEPALIVE and the
+//! default mode acts like `force`.
 #![deny(unsafe_code)]
+
+mod cgroup;
+mod enforce;
+mod error;
+mod insn;
+mod object;
+mod pin;
+mod program;
+mod scope;
+#[allow(unsafe_code, reason = "the one module with system calls")]
+mod sys;
+
+pub use cgroup::{CGROUP2_SUPER_MAGIC, Cgroup, Hierarchy};
+pub use enforce::{
+    Attachment, Change, Enforced, Enforcement, Removed, attached_programs, check_privileges,
+    enforce, remove, status, verify_program,
+};
+pub use error::{Error, Result};
+pub use insn::{Asm, AsmError, Cond, Helper, Insn, PSEUDO_MAP_FD, Reg, Size, to_bytes};
+pub use object::{MAP_NAME, PROG_NAME};
+pub use pin::{BPF_FS_MAGIC, BPFFS, BpfFsMount, PIN_ROOT};
+pub use program::{
+    ACTIVE_ESTABLISHED_CB, FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, InvalidValue,
+    PASSIVE_ESTABLISHED_CB, Policy, VALUE_SIZE, sock_ops_program,
+};
+pub use scope::{Finished, RunScope, exit_as};

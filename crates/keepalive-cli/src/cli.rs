@@ -142,11 +142,11 @@ pub struct EnforceArgs {
     pub force: bool,
 
     /// List where enforcement is attached, and with which values.
-    #[arg(long, conflicts_with_all = ["cgroup", "remove", "force"])]
+    #[arg(long, conflicts_with_all = ["cgroup", "remove", "force", "idle", "interval", "count", "user_timeout"])]
     pub status: bool,
 
     /// Detach from the cgroup and remove the pins.
-    #[arg(long, conflicts_with = "force")]
+    #[arg(long, conflicts_with_all = ["force", "idle", "interval", "count", "user_timeout"])]
     pub remove: bool,
 
     /// Print JSON lines instead of text.

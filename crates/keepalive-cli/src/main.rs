@@ -3,8 +3,8 @@
 
 mod attach;
 mod check;
-mod enforce;
 mod cli;
+mod enforce;
 mod exit;
 mod install;
 mod library;

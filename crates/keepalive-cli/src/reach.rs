@@ -22,8 +22,9 @@ pub enum Unreachable {
 }
 
 /// What to do instead, named in every warning.
-const INSTEAD: &str = "keepalive must be set in the kernel for it (cgroup BPF, \
-                       `keepalive enforce`, is not in this version yet)";
+const INSTEAD: &str = "run it with `keepalive run --enforce` instead (as root), which sets \
+                       keepalive in the kernel for every TCP connection of its cgroup \
+                       (cgroup BPF), or use `keepalive enforce --cgroup` on its service's cgroup";
 
 impl Unreachable {
     pub fn warning(self, path: &Path) -> String {

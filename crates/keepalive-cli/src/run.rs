@@ -1,4 +1,6 @@
-//! `keepalive run`: executes a command with libkeepalive.so preloaded.
+//! `keepalive run`: executes a command with libkeepalive.so preloaded, or
+//! with `--enforce` in a cgroup of its own where the kernel enforces
+//! keepalive (cgroup BPF).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -6,13 +8,18 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use anyhow::Context;
 use keepalive::UserTimeout;
+use keepalive_bpf::{Finished, RunScope};
 
 use crate::cli::{RunArgs, SettingsArgs};
 use crate::exit::Exit;
-use crate::{library, reach};
+use crate::{enforce, library, reach};
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    if args.enforce {
+        return run_enforced(&args);
+    }
     let lib = library::find()?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     if let Some(path) = reach::resolve(program)
@@ -42,6 +49,66 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     };
     eprintln!("keepalive: {name}: {hint} ({err})");
     Ok(exit)
+}
+
+/// `run --enforce`: the command runs in a new cgroup with keepalive
+/// enforced there by the kernel (cgroup BPF), so static and Go binaries get
+/// it too. The cgroup, the pins and the link go when the command exits;
+/// the exit status, or the signal that killed it, is the command's.
+fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let name = Path::new(program).display();
+    // execvp's lookup, to say "not found" before creating anything.
+    if reach::resolve(program).is_none() {
+        eprintln!("keepalive: {name}: command not found");
+        return Ok(Exit::NotFound);
+    }
+    let policy = enforce::policy(&args.settings, args.force);
+    let mut scope = RunScope::create(&policy).context("run --enforce")?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    let status = match scope.run(&mut cmd) {
+        Ok(status) => status,
+        Err(err) => {
+            let cgroup = scope.cgroup().display().to_string();
+            drop(scope);
+            let (exit, hint) = match err.kind() {
+                std::io::ErrorKind::NotFound => (Exit::NotFound, "command not found".to_owned()),
+                std::io::ErrorKind::PermissionDenied => {
+                    (Exit::CannotExecute, "permission denied".to_owned())
+                }
+                // The exec, or the child's move into the cgroup, failed.
+                _ => (
+                    Exit::CannotExecute,
+                    format!("cannot execute it in cgroup {cgroup}"),
+                ),
+            };
+            eprintln!("keepalive: {name}: {hint} ({err})");
+            return Ok(exit);
+        }
+    };
+    match scope.finish() {
+        Ok(Finished::Removed) => {}
+        Ok(Finished::Left { cgroup, pids }) => {
+            let dir = cgroup.display();
+            eprintln!(
+                "keepalive: {} process(es) the command started still run in {dir} (pid {}): \
+                 keepalive stays enforced there; once they have exited, undo it with \
+                 `keepalive enforce --cgroup {dir} --remove` and `rmdir {dir}`",
+                pids.len(),
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Err(err) => eprintln!(
+            "keepalive: cleaning up after the command failed: {:#}",
+            anyhow::Error::from(err)
+        ),
+    }
+    // Everything is cleaned up: nothing is left for destructors to do.
+    keepalive_bpf::exit_as(status)
 }
 
 /// `lib` first, then the existing entries (space- or colon-separated, as

@@ -307,8 +307,19 @@ pub fn spawn(cmd: &mut Command) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    cmd.spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+    // A program a test has just copied can be busy for a moment: another
+    // test thread's fork may still hold the copy's write descriptor until
+    // its exec closes it (ETXTBSY).
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        }
+    }
 }
 
 /// Waits for `child` (from [`spawn`]) and collects its output; when it runs

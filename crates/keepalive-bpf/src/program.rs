@@ -1,0 +1,462 @@
+//! The sock_ops program and the settings it reads from its map.
+//!
+//! The kernel runs a `BPF_PROG_TYPE_SOCK_OPS` program attached to a cgroup
+//! at several points of the life of every TCP socket of that cgroup
+//! (`tcp_call_bpf()` in include/net/tcp.h). This one acts on two of them,
+//! `BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB` (connect() completed) and
+//! `BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB` (a connection for a listener
+//! completed its handshake, before accept()), and returns 1 (no effect) on
+//! all the others. On those two it reads the settings from entry 0 of an
+//! array map and calls `bpf_setsockopt()` as the program itself would call
+//! setsockopt(2).
+
+use keepalive::{KernelDefaults, Millis, ProbeCount, Seconds, Settings, UserTimeout};
+use libc::{
+    SO_KEEPALIVE, SOL_SOCKET, SOL_TCP, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_USER_TIMEOUT,
+};
+
+use crate::insn::{Asm, Cond, Helper, Insn, Reg, Size};
+
+/// `BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB`: the socket's connect() completed.
+pub const ACTIVE_ESTABLISHED_CB: i32 = 4;
+/// `BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB`: a listener's connection completed
+/// the handshake.
+pub const PASSIVE_ESTABLISHED_CB: i32 = 5;
+
+/// `flags` bit: set the values even when the program switched keepalive on
+/// itself.
+pub const FLAG_FORCE: u32 = 1 << 0;
+/// `flags` bit: `TCP_USER_TIMEOUT = idle + intvl x cnt` from the socket's
+/// effective values, computed in the kernel for each connection.
+pub const FLAG_USER_TIMEOUT_AUTO: u32 = 1 << 1;
+
+/// The size of the map's value, [`Policy::to_bytes`].
+pub const VALUE_SIZE: usize = 20;
+
+// Offsets of the fields in the map value (see `Policy`).
+const OFF_FLAGS: i16 = 0;
+const OFF_IDLE: i16 = 4;
+const OFF_INTVL: i16 = 8;
+const OFF_CNT: i16 = 12;
+const OFF_USER_TIMEOUT: i16 = 16;
+
+// Stack slots (below the frame pointer, r10).
+const STACK_KEY: i16 = -4;
+const STACK_VAL: i16 = -8;
+const STACK_INTVL: i16 = -12;
+const STACK_CNT: i16 = -16;
+
+/// What the program enforces on the connections of a cgroup.
+///
+/// It lives in the program's array map as
+/// `struct { u32 flags; u32 idle; u32 intvl; u32 cnt; u32 user_timeout_ms; }`
+/// in host byte order, where 0 leaves that option to the kernel default
+/// (the program then does not call setsockopt for it). `auto` sets
+/// [`FLAG_USER_TIMEOUT_AUTO`] in `flags`, and `user_timeout_ms` too when
+/// idle, interval and count are all given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Policy {
+    /// `TCP_KEEPIDLE`.
+    pub idle: Option<Seconds>,
+    /// `TCP_KEEPINTVL`.
+    pub interval: Option<Seconds>,
+    /// `TCP_KEEPCNT`.
+    pub count: Option<ProbeCount>,
+    /// `TCP_USER_TIMEOUT`; `Auto` is computed for each connection from the
+    /// values it ends up with (kernel defaults of its network namespace
+    /// for the ones left unset).
+    pub user_timeout: Option<UserTimeout>,
+    /// Also on connections whose program switched keepalive on itself
+    /// (by default those are left alone).
+    pub force: bool,
+}
+
+/// A map value that no [`Policy`] encodes to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the settings map holds an invalid {field} ({value})")]
+pub struct InvalidValue {
+    /// The field's name.
+    pub field: &'static str,
+    /// Its value.
+    pub value: u32,
+}
+
+impl Policy {
+    /// The map value.
+    pub fn to_bytes(&self) -> [u8; VALUE_SIZE] {
+        let mut flags = 0;
+        if self.force {
+            flags |= FLAG_FORCE;
+        }
+        let user_timeout = match self.user_timeout {
+            None => 0,
+            Some(UserTimeout::Millis(ms)) => ms.get(),
+            Some(UserTimeout::Auto) => {
+                flags |= FLAG_USER_TIMEOUT_AUTO;
+                self.auto_millis().map_or(0, Millis::get)
+            }
+        };
+        let fields = [
+            flags,
+            self.idle.map_or(0, |s| u32::from(s.get())),
+            self.interval.map_or(0, |s| u32::from(s.get())),
+            self.count.map_or(0, |c| u32::from(c.get())),
+            user_timeout,
+        ];
+        let mut out = [0; VALUE_SIZE];
+        for (chunk, field) in out.chunks_exact_mut(4).zip(fields) {
+            chunk.copy_from_slice(&field.to_ne_bytes());
+        }
+        out
+    }
+
+    /// `auto` computed here when every value is given (no kernel default
+    /// enters it): the program then sets it as a fixed value, which spares
+    /// it three `bpf_getsockopt` calls per connection.
+    fn auto_millis(&self) -> Option<Millis> {
+        let settings = Settings {
+            idle: Some(self.idle?),
+            interval: Some(self.interval?),
+            count: Some(self.count?),
+            user_timeout: Some(UserTimeout::Auto),
+            ..Settings::new()
+        };
+        settings.user_timeout_ms(KernelDefaults::BUILTIN)
+    }
+
+    /// Decodes a map value.
+    pub fn from_bytes(bytes: &[u8; VALUE_SIZE]) -> Result<Policy, InvalidValue> {
+        let field = |i: usize| {
+            let mut b = [0; 4];
+            b.copy_from_slice(&bytes[i * 4..i * 4 + 4]);
+            u32::from_ne_bytes(b)
+        };
+        let [flags, idle, intvl, cnt, user_timeout] = [0, 1, 2, 3, 4].map(field);
+        let invalid = |field, value| InvalidValue { field, value };
+        if flags & !(FLAG_FORCE | FLAG_USER_TIMEOUT_AUTO) != 0 {
+            return Err(invalid("flags", flags));
+        }
+        let seconds = |name, v: u32| match v {
+            0 => Ok(None),
+            v => Seconds::new(v.into()).map(Some).ok_or(invalid(name, v)),
+        };
+        let count = match cnt {
+            0 => None,
+            v => Some(ProbeCount::new(v.into()).ok_or(invalid("count", v))?),
+        };
+        let mut policy = Policy {
+            idle: seconds("idle", idle)?,
+            interval: seconds("interval", intvl)?,
+            count,
+            user_timeout: None,
+            force: flags & FLAG_FORCE != 0,
+        };
+        policy.user_timeout = match (flags & FLAG_USER_TIMEOUT_AUTO != 0, user_timeout) {
+            (false, 0) => None,
+            (false, v) => Some(UserTimeout::Millis(
+                Millis::new(v.into()).ok_or(invalid("user timeout", v))?,
+            )),
+            // Computed in the kernel, or here: then it must be what we write.
+            (true, v) if v == policy.auto_millis().map_or(0, Millis::get) => {
+                Some(UserTimeout::Auto)
+            }
+            (true, v) => return Err(invalid("user timeout", v)),
+        };
+        Ok(policy)
+    }
+}
+
+/// Emits `bpf_{get,set}sockopt(ctx, level, name, r10 + slot, 4)`; r6 holds
+/// the context. r0 gets the helper's result, r1-r5 are clobbered.
+fn sockopt(asm: &mut Asm, helper: Helper, level: i32, name: i32, slot: i16) {
+    asm.push(Insn::mov64_reg(Reg::R1, Reg::R6))
+        .push(Insn::mov64_imm(Reg::R2, level))
+        .push(Insn::mov64_imm(Reg::R3, name))
+        .push(Insn::mov64_reg(Reg::R4, Reg::R10))
+        .push(Insn::add64_imm(Reg::R4, slot.into()))
+        .push(Insn::mov64_imm(Reg::R5, 4))
+        .push(Insn::call(helper));
+}
+
+/// Emits: when the map value's field at `off` is not 0, set it as the TCP
+/// option `name`.
+fn set_tcp_option_if_given(asm: &mut Asm, off: i16, name: i32, skip: &'static str) {
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R7, off))
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, skip)
+        .push(Insn::stx(Size::W, Reg::R10, STACK_VAL, Reg::R1));
+    sockopt(asm, Helper::SetSockopt, SOL_TCP, name, STACK_VAL);
+    asm.label(skip);
+}
+
+/// The sock_ops program, reading its settings from the array map whose
+/// file descriptor is `map_fd` (key 0, value [`Policy::to_bytes`]).
+///
+/// Registers: r6 = the context (`struct bpf_sock_ops *`), r7 = the map
+/// value, r8 = its flags. In order, for an established connection:
+///
+/// 1. unless `FLAG_FORCE`, `bpf_getsockopt(SO_KEEPALIVE)`; when the
+///    program already switched keepalive on, stop here (an error reads as
+///    off: before Linux 6.1 the helper cannot read `SO_KEEPALIVE`, and the
+///    connection is then treated as `--force` would);
+/// 2. `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT` for the values given;
+/// 3. `SO_KEEPALIVE = 1`, which starts the timer with those values;
+/// 4. `TCP_USER_TIMEOUT` when the map holds one (a fixed value, or `auto`
+///    computed by [`Policy::to_bytes`] when every value is given); else,
+///    with `FLAG_USER_TIMEOUT_AUTO`, `(idle + intvl x cnt) x 1000` from
+///    the values read back with `bpf_getsockopt` (the kernel defaults of
+///    the socket's network namespace for the ones not given), capped at
+///    `i32::MAX`.
+///
+/// A failing setsockopt does not stop the others. The program always
+/// returns 1: it never changes the outcome of any other callback.
+pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
+    let mut asm = Asm::new();
+    asm.push(Insn::mov64_reg(Reg::R6, Reg::R1))
+        // r2 = ctx->op
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R6, 0))
+        .jump_if_imm(Cond::Eq, Reg::R2, ACTIVE_ESTABLISHED_CB, "established")
+        .jump_if_imm(Cond::Ne, Reg::R2, PASSIVE_ESTABLISHED_CB, "done")
+        .label("established")
+        // r0 = bpf_map_lookup_elem(map, &(u32){0})
+        .push(Insn::st(Size::W, Reg::R10, STACK_KEY, 0))
+        .push(Insn::mov64_reg(Reg::R2, Reg::R10))
+        .push(Insn::add64_imm(Reg::R2, STACK_KEY.into()))
+        .extend(Insn::ld_map_fd(Reg::R1, map_fd))
+        .push(Insn::call(Helper::MapLookupElem))
+        .jump_if_imm(Cond::Eq, Reg::R0, 0, "done")
+        .push(Insn::mov64_reg(Reg::R7, Reg::R0))
+        .push(Insn::ldx(Size::W, Reg::R8, Reg::R7, OFF_FLAGS))
+        .jump_if_imm(Cond::Set, Reg::R8, FLAG_FORCE as i32, "apply")
+        // Leave the connection alone when its program set SO_KEEPALIVE.
+        .push(Insn::st(Size::W, Reg::R10, STACK_VAL, 0));
+    sockopt(
+        &mut asm,
+        Helper::GetSockopt,
+        SOL_SOCKET,
+        SO_KEEPALIVE,
+        STACK_VAL,
+    );
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL))
+        .jump_if_imm(Cond::Ne, Reg::R1, 0, "done")
+        .label("apply");
+    set_tcp_option_if_given(&mut asm, OFF_IDLE, TCP_KEEPIDLE, "idle_done");
+    set_tcp_option_if_given(&mut asm, OFF_INTVL, TCP_KEEPINTVL, "intvl_done");
+    set_tcp_option_if_given(&mut asm, OFF_CNT, TCP_KEEPCNT, "cnt_done");
+    asm.push(Insn::st(Size::W, Reg::R10, STACK_VAL, 1));
+    sockopt(
+        &mut asm,
+        Helper::SetSockopt,
+        SOL_SOCKET,
+        SO_KEEPALIVE,
+        STACK_VAL,
+    );
+    // TCP_USER_TIMEOUT: a fixed value, auto, or nothing.
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R7, OFF_USER_TIMEOUT))
+        .jump_if_imm(Cond::Ne, Reg::R1, 0, "user_timeout")
+        .jump_if_imm(Cond::Set, Reg::R8, FLAG_USER_TIMEOUT_AUTO as i32, "auto")
+        .jump("done")
+        .label("auto");
+    for (name, slot) in [
+        (TCP_KEEPIDLE, STACK_VAL),
+        (TCP_KEEPINTVL, STACK_INTVL),
+        (TCP_KEEPCNT, STACK_CNT),
+    ] {
+        asm.push(Insn::st(Size::W, Reg::R10, slot, 0));
+        sockopt(&mut asm, Helper::GetSockopt, SOL_TCP, name, slot);
+    }
+    // r1 = (idle + intvl * cnt) * 1000, in 64 bits: at most
+    // (32767 + 32767 * 127) * 1000, far below overflow.
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_INTVL))
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_CNT))
+        .push(Insn::mul64_reg(Reg::R1, Reg::R2))
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_VAL))
+        .push(Insn::add64_reg(Reg::R1, Reg::R2))
+        .push(Insn::mul64_imm(Reg::R1, 1000))
+        .jump_if_imm(Cond::Le, Reg::R1, i32::MAX, "user_timeout")
+        .push(Insn::mov64_imm(Reg::R1, i32::MAX))
+        .label("user_timeout")
+        .push(Insn::stx(Size::W, Reg::R10, STACK_VAL, Reg::R1));
+    sockopt(
+        &mut asm,
+        Helper::SetSockopt,
+        SOL_TCP,
+        TCP_USER_TIMEOUT,
+        STACK_VAL,
+    );
+    asm.label("done")
+        .push(Insn::mov64_imm(Reg::R0, 1))
+        .push(Insn::exit());
+    asm.finish()
+        .expect("the program's labels are placed once and only jumped to forwards")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            idle: Seconds::new(11),
+            interval: Seconds::new(7),
+            count: ProbeCount::new(3),
+            user_timeout: Some(UserTimeout::Millis(Millis::new(15_000).unwrap())),
+            force: false,
+        }
+    }
+
+    #[test]
+    fn policy_layout() {
+        assert_eq!(words(&policy()), [0, 11, 7, 3, 15_000]);
+    }
+
+    #[test]
+    fn unset_values_are_zero() {
+        assert_eq!(Policy::default().to_bytes(), [0; VALUE_SIZE]);
+    }
+
+    fn words(p: &Policy) -> Vec<u32> {
+        p.to_bytes()
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn auto_with_a_kernel_default_is_left_to_the_kernel() {
+        let p = Policy {
+            force: true,
+            idle: Seconds::new(11),
+            user_timeout: Some(UserTimeout::Auto),
+            ..Policy::default()
+        };
+        assert_eq!(
+            words(&p),
+            [FLAG_FORCE | FLAG_USER_TIMEOUT_AUTO, 11, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn auto_with_every_value_given_is_computed_here() {
+        let p = Policy {
+            user_timeout: Some(UserTimeout::Auto),
+            ..policy()
+        };
+        // 11 + 7 x 3 = 32 s.
+        assert_eq!(words(&p), [FLAG_USER_TIMEOUT_AUTO, 11, 7, 3, 32_000]);
+        let max = Policy {
+            idle: Some(Seconds::MAX),
+            interval: Some(Seconds::MAX),
+            count: Some(ProbeCount::MAX),
+            ..p
+        };
+        assert_eq!(words(&max)[4], i32::MAX as u32);
+    }
+
+    #[test]
+    fn policy_round_trips() {
+        for p in [
+            policy(),
+            Policy::default(),
+            Policy {
+                force: true,
+                user_timeout: Some(UserTimeout::Auto),
+                ..policy()
+            },
+            Policy {
+                user_timeout: Some(UserTimeout::Auto),
+                count: None,
+                ..policy()
+            },
+        ] {
+            assert_eq!(Policy::from_bytes(&p.to_bytes()), Ok(p));
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let mut bytes = policy().to_bytes();
+        bytes[4..8].copy_from_slice(&40_000u32.to_ne_bytes());
+        assert_eq!(
+            Policy::from_bytes(&bytes),
+            Err(InvalidValue {
+                field: "idle",
+                value: 40_000
+            })
+        );
+        let mut bytes = policy().to_bytes();
+        bytes[..4].copy_from_slice(&0x80u32.to_ne_bytes());
+        assert_eq!(Policy::from_bytes(&bytes).unwrap_err().field, "flags");
+        // auto with a value that is not idle + interval x count.
+        let mut bytes = policy().to_bytes();
+        bytes[..4].copy_from_slice(&FLAG_USER_TIMEOUT_AUTO.to_ne_bytes());
+        assert_eq!(
+            Policy::from_bytes(&bytes),
+            Err(InvalidValue {
+                field: "user timeout",
+                value: 15_000
+            })
+        );
+    }
+
+    #[test]
+    fn program_starts_and_ends_as_sock_ops_requires() {
+        let p = sock_ops_program(7);
+        assert_eq!(p[0], Insn::mov64_reg(Reg::R6, Reg::R1));
+        assert_eq!(
+            &p[p.len() - 2..],
+            [Insn::mov64_imm(Reg::R0, 1), Insn::exit()]
+        );
+        // 108 instructions, 24 of them for `auto` in the kernel; the
+        // verifier's limit is 4096 (1 million for privileged loaders).
+        assert_eq!(p.len(), 108);
+    }
+
+    #[test]
+    fn program_loads_the_map_given() {
+        let p = sock_ops_program(0x2a);
+        let [lo, hi] = Insn::ld_map_fd(Reg::R1, 0x2a);
+        let at = p.iter().position(|i| *i == lo).expect("a map load");
+        assert_eq!(p[at + 1], hi);
+        assert_eq!(p.iter().filter(|i| i.code() == lo.code()).count(), 1);
+    }
+
+    #[test]
+    fn every_jump_lands_inside_the_program() {
+        let p = sock_ops_program(3);
+        for (at, insn) in p.iter().enumerate() {
+            let class = insn.code() & 0x07;
+            let op = insn.code() & 0xf0;
+            if class == 0x05 && op != 0x80 && op != 0x90 {
+                let target = at as i64 + 1 + i64::from(insn.off());
+                assert!(
+                    (0..p.len() as i64).contains(&target) && insn.off() >= 0,
+                    "jump at {at} to {target}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn program_sets_every_option() {
+        // Each setsockopt call is preceded by `mov r3, optname`.
+        let p = sock_ops_program(3);
+        let mut set = Vec::new();
+        for w in p.windows(5) {
+            if w[4] == Insn::call(Helper::SetSockopt) {
+                set.push(w[0].imm());
+            }
+        }
+        // (`mov r3, name` comes 4 instructions before the call: r4 = r10,
+        // r4 += slot and r5 = 4 sit between.)
+        assert_eq!(
+            set,
+            [
+                TCP_KEEPIDLE,
+                TCP_KEEPINTVL,
+                TCP_KEEPCNT,
+                SO_KEEPALIVE,
+                TCP_USER_TIMEOUT
+            ]
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! `keepalive run --enforce`: a command in a cgroup of its own, with the
+//! policy enforced there for as long as it runs.
+//!
+//! A socket's cgroup is fixed when the socket is created, so the command
+//! must start inside the cgroup: the child moves itself there between
+//! fork and exec. The link is held by this process's fd only (not pinned):
+//! if this process dies the link detaches by itself. The settings map is
+//! pinned, so that `keepalive enforce --status` lists the cgroup and
+//! `keepalive enforce --cgroup` can change the values while it runs.
+
+use std::ffi::c_int;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cgroup::{Cgroup, Hierarchy};
+use crate::enforce::{Attachment, check_privileges};
+use crate::error::{Error, Result};
+use crate::object::{Link, Program, SettingsMap};
+use crate::pin::{PinDir, Pins};
+use crate::program::Policy;
+use crate::sys::{self, BlockedSignals};
+
+/// Signals `run` takes over while the command runs: SIGTERM and SIGHUP are
+/// passed on to it; SIGINT and SIGQUIT, which a terminal sends to the
+/// command as well, are not (as system(3) does); SIGCHLD says it ended.
+const TAKEN: [c_int; 5] = [
+    libc::SIGCHLD,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+];
+
+/// A new cgroup with the policy enforced on it, removed (with the pins and
+/// the link) when [`RunScope::finish`] is called or it is dropped.
+#[derive(Debug)]
+pub struct RunScope {
+    cgroup: Option<Cgroup>,
+    link: Option<Link>,
+    map: Option<SettingsMap>,
+    pin_dir: Option<PinDir>,
+    attachment: Attachment,
+    signals: Option<BlockedSignals>,
+}
+
+/// What [`RunScope::finish`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// The cgroup, the pins and the link are gone.
+    Removed,
+    /// Processes the command left behind still run in the cgroup: the
+    /// link is now pinned so that they stay covered, and the cgroup is
+    /// kept. `keepalive enforce --cgroup <cgroup> --remove` and rmdir undo it.
+    Left {
+        /// The cgroup directory.
+        cgroup: std::path::PathBuf,
+        /// The processes still in it.
+        pids: Vec<u32>,
+    },
+}
+
+impl RunScope {
+    /// Creates `keepalive-run-<pid>` under the cgroup this process is in
+    /// (so the command stays under the same resource limits), and attaches
+    /// the program with `policy` to it.
+    pub fn create(policy: &Policy) -> Result<RunScope> {
+        check_privileges()?;
+        let parent = Hierarchy::find()?.current()?;
+        let name = format!("keepalive-run-{}", std::process::id());
+        let cgroup = match Cgroup::create(&parent, &name) {
+            // Left by an earlier run that had this pid and was killed.
+            Err(Error::Path { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = Cgroup::open(&parent.join(&name))?.remove();
+                Cgroup::create(&parent, &name)?
+            }
+            other => other?,
+        };
+        let mut scope = RunScope {
+            cgroup: Some(cgroup),
+            link: None,
+            map: None,
+            pin_dir: None,
+            attachment: Attachment {
+                link_id: 0,
+                prog_id: 0,
+            },
+            signals: None,
+        };
+        // From here on, dropping `scope` on an error undoes what was done.
+        let cgroup = scope.cgroup.as_ref().expect("set above");
+        let map = SettingsMap::create(policy)?;
+        let prog = Program::load(&map)?;
+        let link = Link::attach(&prog, cgroup)?;
+        let info = link
+            .info()
+            .map_err(|e| Error::syscall("BPF_OBJ_GET_INFO_BY_FD", e))?;
+        scope.attachment = Attachment {
+            link_id: info.id,
+            prog_id: info.prog_id,
+        };
+        scope.link = Some(link);
+        let pins = Pins::lock()?;
+        let dir = pins.dir(cgroup.id());
+        // Same cgroup id as a dead run's left-over pins: replace them.
+        dir.remove()?;
+        dir.create()?;
+        scope.pin_dir = Some(dir.clone());
+        map.pin(&dir.c_settings()?, &dir.settings())?;
+        scope.map = Some(map);
+        Ok(scope)
+    }
+
+    /// The cgroup directory.
+    pub fn cgroup(&self) -> &Path {
+        self.cgroup.as_ref().map_or(Path::new(""), |c| c.path())
+    }
+
+    /// The program's attachment.
+    pub fn attachment(&self) -> Attachment {
+        self.attachment
+    }
+
+    /// Runs `cmd` in the cgroup and waits for it. While it runs, SIGTERM
+    /// and SIGHUP sent to this process are passed on to it, SIGINT and
+    /// SIGQUIT are left to it; they stay blocked here until [`finish`]
+    /// has cleaned up, so that none can interrupt the clean-up.
+    ///
+    /// A spawn error is the exec's (the command not found, ...), or the
+    /// error of the child's move into the cgroup.
+    ///
+    /// [`finish`]: RunScope::finish
+    pub fn run(&mut self, cmd: &mut Command) -> io::Result<ExitStatus> {
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the scope is finished"))?;
+        let procs: OwnedFd = cgroup.procs_file()?.into();
+        sys::join_cgroup_before_exec(cmd, Arc::new(procs));
+        let signals = self.signals.insert(BlockedSignals::block(&TAKEN)?);
+        signals.unblock_in_child(cmd);
+        let mut child = cmd.spawn()?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            // SIGCHLD: look again; SIGINT, SIGQUIT: the command got them too.
+            let sig = signals.wait()?;
+            if sig == libc::SIGTERM || sig == libc::SIGHUP {
+                let _ = sys::kill(child.id(), sig);
+            }
+        }
+    }
+
+    /// Removes the cgroup, the pins and the link, unless processes the
+    /// command left behind still run in the cgroup: then the link is
+    /// pinned, so that they stay covered, and the cgroup is kept.
+    pub fn finish(mut self) -> Result<Finished> {
+        let result = self.finish_inner();
+        // Pending signals were meant for the command; drop them before
+        // unblocking.
+        self.signals = None;
+        result
+    }
+
+    fn finish_inner(&mut self) -> Result<Finished> {
+        let Some(cgroup) = self.cgroup.as_ref() else {
+            return Ok(Finished::Removed);
+        };
+        let pids = cgroup.procs().unwrap_or_default();
+        if pids.is_empty() {
+            self.clean_up()?;
+            return Ok(Finished::Removed);
+        }
+        let _pins = Pins::lock()?;
+        if let (Some(link), Some(dir)) = (&self.link, &self.pin_dir) {
+            link.pin(&dir.c_link()?, &dir.link())?;
+        }
+        let path = cgroup.path().to_path_buf();
+        // Keep everything: forget the handles without undoing anything.
+        self.cgroup = None;
+        self.link = None;
+        self.pin_dir = None;
+        Ok(Finished::Left { cgroup: path, pids })
+    }
+
+    /// Detaches the link, removes the pins and the cgroup.
+    fn clean_up(&mut self) -> Result<()> {
+        let pins = Pins::lock();
+        if let Some(link) = self.link.take() {
+            // Synchronous, unlike the release of the last reference.
+            let _ = link.detach();
+        }
+        self.map = None;
+        if let (Ok(_), Some(dir)) = (&pins, self.pin_dir.take()) {
+            dir.remove()?;
+        }
+        drop(pins);
+        if let Some(cgroup) = self.cgroup.take() {
+            remove_when_empty(cgroup)?;
+        }
+        Ok(())
+    }
+}
+
+/// rmdir, retried for a moment: the last processes of a cgroup (children
+/// the command left, reaped by init) may still count for a few
+/// milliseconds after they exit.
+fn remove_when_empty(cgroup: Cgroup) -> Result<()> {
+    let path = cgroup.path().to_path_buf();
+    drop(cgroup);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(&path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && pause < Duration::from_secs(1) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            Err(e) => return Err(Error::path("remove the cgroup", path, e)),
+        }
+    }
+}
+
+impl Drop for RunScope {
+    fn drop(&mut self) {
+        let _ = self.clean_up();
+        self.signals = None;
+    }
+}
+
+/// Ends this process the way `status` says the command ended: its exit
+/// code, or the signal that killed it (raised again, unless it would dump
+/// a core of this process: then 128 + the signal's number, as shells do).
+pub fn exit_as(status: ExitStatus) -> ! {
+    if let Some(code) = status.code() {
+        std::process::exit(code);
+    }
+    let sig = status.signal().unwrap_or(0);
+    let dumps_core = matches!(
+        sig,
+        libc::SIGQUIT
+            | libc::SIGILL
+            | libc::SIGTRAP
+            | libc::SIGABRT
+            | libc::SIGBUS
+            | libc::SIGFPE
+            | libc::SIGSEGV
+            | libc::SIGSYS
+            | libc::SIGXCPU
+            | libc::SIGXFSZ
+    );
+    if sig > 0 && !dumps_core {
+        sys::die_of(sig);
+    }
+    std::process::exit(128 + sig)
+}

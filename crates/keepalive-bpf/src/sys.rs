@@ -1,0 +1,758 @@
+//! The only unsafe code of the crate: bpf(2), every command through one
+//! function, [`bpf`], that takes a [`Syscall`]; and the few other system
+//! calls std does not wrap (statfs, mount, flock, the signal mask, moving
+//! a child into a cgroup between fork and exec).
+//!
+//! `union bpf_attr` is built as a zeroed, 8-byte aligned byte buffer with
+//! each field written at its offset from
+//! [include/uapi/linux/bpf.h](https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/bpf.h):
+//! no padding byte is ever left uninitialised, and every field a command
+//! does not use is zero, as the kernel's `CHECK_ATTR` requires. The buffer
+//! is larger than the kernel's union, so the fields the kernel writes back
+//! (`query.prog_cnt`, `next_id`, `info.info_len`, ...) always land inside it.
+//!
+//! Every pointer the kernel reads or writes comes from a slice, and its
+//! length field from that slice's length, so [`bpf`] is a safe function.
+//! Map keys and values are checked against the sizes of the map, which a
+//! [`MapFd`] carries (learned when it is created or opened, never given).
+use std::ffi::{CStr, c_int};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+
+/// The size of our `union bpf_attr` buffer: the kernel's is 144 bytes in
+/// Linux 6.x and only grows at the end; bytes past the kernel's size must be
+/// (and are) zero.
+const ATTR_SIZE: usize = 256;
+
+// bpf(2) commands, `enum bpf_cmd`.
+const BPF_MAP_CREATE: c_int = 0;
+const BPF_MAP_LOOKUP_ELEM: c_int = 1;
+const BPF_MAP_UPDATE_ELEM: c_int = 2;
+const BPF_PROG_LOAD: c_int = 5;
+const BPF_OBJ_PIN: c_int = 6;
+const BPF_OBJ_GET: c_int = 7;
+const BPF_PROG_GET_NEXT_ID: c_int = 11;
+const BPF_PROG_GET_FD_BY_ID: c_int = 13;
+const BPF_OBJ_GET_INFO_BY_FD: c_int = 15;
+const BPF_PROG_QUERY: c_int = 16;
+const BPF_LINK_CREATE: c_int = 28;
+const BPF_LINK_GET_FD_BY_ID: c_int = 30;
+const BPF_LINK_GET_NEXT_ID: c_int = 31;
+const BPF_LINK_DETACH: c_int = 34;
+
+/// `BPF_ANY` for `BPF_MAP_UPDATE_ELEM`: create or replace.
+const BPF_ANY: u64 = 0;
+
+/// `BPF_OBJ_NAME_LEN`, the NUL included.
+const OBJ_NAME_LEN: usize = 16;
+
+// `struct bpf_prog_info` offsets of the map ids (in: capacity and buffer;
+// out: how many the program uses).
+const PROG_INFO_NR_MAP_IDS: usize = 52;
+const PROG_INFO_MAP_IDS: usize = 56;
+/// The shortest info buffer that holds the map id fields.
+pub(crate) const PROG_INFO_MIN: usize = 64;
+// `struct bpf_map_info` offsets.
+const MAP_INFO_KEY_SIZE: usize = 8;
+const MAP_INFO_VALUE_SIZE: usize = 12;
+
+/// Which kind of object an id names (`BPF_*_GET_FD_BY_ID`, `*_GET_NEXT_ID`);
+/// maps are only ever opened through their pin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Object {
+    Prog,
+    Link,
+}
+
+/// One bpf(2) command, with everything the kernel reads and writes.
+#[derive(Debug)]
+pub(crate) enum Syscall<'a> {
+    /// `BPF_MAP_CREATE`: a new map.
+    MapCreate {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        name: &'a str,
+    },
+    /// `BPF_MAP_LOOKUP_ELEM`: copies the value of `key` into `value`.
+    MapLookupElem {
+        map: &'a MapFd,
+        key: &'a [u8],
+        value: &'a mut [u8],
+    },
+    /// `BPF_MAP_UPDATE_ELEM` with `BPF_ANY`.
+    MapUpdateElem {
+        map: &'a MapFd,
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    /// `BPF_PROG_LOAD`: runs the verifier; with a log buffer, its log
+    /// (level 1) is written there, NUL-terminated.
+    ProgLoad {
+        prog_type: u32,
+        insns: &'a [u8],
+        license: &'a CStr,
+        name: &'a str,
+        log: Option<&'a mut [u8]>,
+    },
+    /// `BPF_OBJ_PIN`: `fd` gets a name in a bpffs.
+    ObjPin { fd: BorrowedFd<'a>, path: &'a CStr },
+    /// `BPF_OBJ_GET`: a new fd for a pinned object.
+    ObjGet { path: &'a CStr },
+    /// `BPF_OBJ_GET_INFO_BY_FD`, every input field zero: `info` gets the
+    /// object's `struct bpf_{prog,map,link}_info`, as much as fits.
+    ObjGetInfo {
+        fd: BorrowedFd<'a>,
+        info: &'a mut [u8],
+    },
+    /// `BPF_OBJ_GET_INFO_BY_FD` on a program, also asking for the ids of the
+    /// maps it uses. `info` must hold at least [`PROG_INFO_MIN`] bytes.
+    ProgGetInfo {
+        prog: &'a ProgFd,
+        info: &'a mut [u8],
+        map_ids: &'a mut [u32],
+    },
+    /// `BPF_PROG_QUERY`: the ids of the programs attached to `target`
+    /// (directly, not inherited). `count` gets how many there are, which
+    /// may exceed `prog_ids.len()` (then the call fails with ENOSPC).
+    ProgQuery {
+        target: BorrowedFd<'a>,
+        attach_type: u32,
+        prog_ids: &'a mut [u32],
+        count: &'a mut u32,
+    },
+    /// `BPF_{PROG,LINK}_GET_FD_BY_ID`.
+    GetFdById { object: Object, id: u32 },
+    /// `BPF_{PROG,LINK}_GET_NEXT_ID`: the first id above `start`.
+    GetNextId {
+        object: Object,
+        start: u32,
+        next: &'a mut u32,
+    },
+    /// `BPF_LINK_CREATE`: attaches `prog` to `target`; the link detaches
+    /// when its last reference (fd or pin) goes.
+    LinkCreate {
+        prog: &'a ProgFd,
+        target: BorrowedFd<'a>,
+        attach_type: u32,
+    },
+    /// `BPF_LINK_DETACH`: detaches the link now, whoever holds it.
+    LinkDetach { link: BorrowedFd<'a> },
+}
+
+impl Syscall<'_> {
+    /// True for the commands whose result is a new file descriptor.
+    fn returns_fd(&self) -> bool {
+        matches!(
+            self,
+            Syscall::MapCreate { .. }
+                | Syscall::ProgLoad { .. }
+                | Syscall::ObjGet { .. }
+                | Syscall::GetFdById { .. }
+                | Syscall::LinkCreate { .. }
+        )
+    }
+}
+
+/// A zeroed `union bpf_attr`.
+#[repr(C, align(8))]
+struct Attr([u8; ATTR_SIZE]);
+
+impl Attr {
+    fn new() -> Attr {
+        Attr([0; ATTR_SIZE])
+    }
+
+    fn u32(&mut self, off: usize, v: u32) -> &mut Attr {
+        self.0[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+
+    fn u64(&mut self, off: usize, v: u64) -> &mut Attr {
+        self.0[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+        self
+    }
+
+    fn fd(&mut self, off: usize, fd: BorrowedFd<'_>) -> &mut Attr {
+        // A valid fd is never negative.
+        self.u32(off, fd.as_raw_fd() as u32)
+    }
+
+    fn ptr<T>(&mut self, off: usize, p: *const T) -> &mut Attr {
+        self.u64(off, p as usize as u64)
+    }
+
+    fn name(&mut self, off: usize, name: &str) -> &mut Attr {
+        let n = name.len().min(OBJ_NAME_LEN - 1);
+        self.0[off..off + n].copy_from_slice(&name.as_bytes()[..n]);
+        self
+    }
+
+    fn get_u32(&self, off: usize) -> u32 {
+        let mut b = [0; 4];
+        b.copy_from_slice(&self.0[off..off + 4]);
+        u32::from_ne_bytes(b)
+    }
+}
+
+fn len_u32(len: usize) -> io::Result<u32> {
+    u32::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))
+}
+
+fn invalid() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
+}
+
+#[cfg(test)]
+type Fake = Box<dyn FnMut(&mut Syscall<'_>) -> io::Result<i64>>;
+
+#[cfg(test)]
+thread_local! {
+    static FAKE: std::cell::RefCell<Option<Fake>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with every [`bpf`] call of this thread answered by `fake`
+/// instead of the kernel. A fake answering a command that returns a file
+/// descriptor must return one it owns (it is closed when dropped).
+#[cfg(test)]
+pub(crate) fn with_fake<T>(
+    fake: impl FnMut(&mut Syscall<'_>) -> io::Result<i64> + 'static,
+    f: impl FnOnce() -> T,
+) -> T {
+    FAKE.with(|cell| *cell.borrow_mut() = Some(Box::new(fake)));
+    let out = f();
+    FAKE.with(|cell| *cell.borrow_mut() = None);
+    out
+}
+
+/// bpf(2): every command of the crate goes through here. Returns the
+/// kernel's non-negative result (a new file descriptor for the commands
+/// that make one: use [`bpf_fd`] for those).
+pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
+    #[cfg(test)]
+    if let Some(r) = FAKE.with(|cell| cell.borrow_mut().as_mut().map(|fake| fake(&mut call))) {
+        return r;
+    }
+    let mut attr = Attr::new();
+    let cmd = match &mut call {
+        Syscall::MapCreate {
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            name,
+        } => {
+            attr.u32(0, *map_type)
+                .u32(4, *key_size)
+                .u32(8, *value_size)
+                .u32(12, *max_entries)
+                .name(28, name);
+            BPF_MAP_CREATE
+        }
+        Syscall::MapLookupElem { map, key, value } => {
+            if key.len() != map.key_size as usize || value.len() != map.value_size as usize {
+                return Err(invalid());
+            }
+            attr.fd(0, map.fd.as_fd())
+                .ptr(8, key.as_ptr())
+                .ptr(16, value.as_mut_ptr());
+            BPF_MAP_LOOKUP_ELEM
+        }
+        Syscall::MapUpdateElem { map, key, value } => {
+            if key.len() != map.key_size as usize || value.len() != map.value_size as usize {
+                return Err(invalid());
+            }
+            attr.fd(0, map.fd.as_fd())
+                .ptr(8, key.as_ptr())
+                .ptr(16, value.as_ptr())
+                .u64(24, BPF_ANY);
+            BPF_MAP_UPDATE_ELEM
+        }
+        Syscall::ProgLoad {
+            prog_type,
+            insns,
+            license,
+            name,
+            log,
+        } => {
+            if insns.len() % 8 != 0 {
+                return Err(invalid());
+            }
+            attr.u32(0, *prog_type)
+                .u32(4, len_u32(insns.len() / 8)?)
+                .ptr(8, insns.as_ptr())
+                .ptr(16, license.as_ptr())
+                .name(48, name);
+            if let Some(log) = log {
+                // The kernel wants room for at least a few lines.
+                if log.len() < 128 {
+                    return Err(invalid());
+                }
+                attr.u32(24, 1)
+                    .u32(28, len_u32(log.len())?)
+                    .ptr(32, log.as_mut_ptr());
+            }
+            BPF_PROG_LOAD
+        }
+        Syscall::ObjPin { fd, path } => {
+            attr.ptr(0, path.as_ptr()).fd(8, *fd);
+            BPF_OBJ_PIN
+        }
+        Syscall::ObjGet { path } => {
+            attr.ptr(0, path.as_ptr());
+            BPF_OBJ_GET
+        }
+        Syscall::ObjGetInfo { fd, info } => {
+            info.fill(0);
+            attr.fd(0, *fd)
+                .u32(4, len_u32(info.len())?)
+                .ptr(8, info.as_mut_ptr());
+            BPF_OBJ_GET_INFO_BY_FD
+        }
+        Syscall::ProgGetInfo {
+            prog,
+            info,
+            map_ids,
+        } => {
+            if info.len() < PROG_INFO_MIN {
+                return Err(invalid());
+            }
+            info.fill(0);
+            let n = len_u32(map_ids.len())?;
+            info[PROG_INFO_NR_MAP_IDS..PROG_INFO_NR_MAP_IDS + 4].copy_from_slice(&n.to_ne_bytes());
+            let p = map_ids.as_mut_ptr() as usize as u64;
+            info[PROG_INFO_MAP_IDS..PROG_INFO_MAP_IDS + 8].copy_from_slice(&p.to_ne_bytes());
+            attr.fd(0, prog.0.as_fd())
+                .u32(4, len_u32(info.len())?)
+                .ptr(8, info.as_mut_ptr());
+            BPF_OBJ_GET_INFO_BY_FD
+        }
+        Syscall::ProgQuery {
+            target,
+            attach_type,
+            prog_ids,
+            ..
+        } => {
+            attr.fd(0, *target)
+                .u32(4, *attach_type)
+                .ptr(16, prog_ids.as_mut_ptr())
+                .u32(24, len_u32(prog_ids.len())?);
+            BPF_PROG_QUERY
+        }
+        Syscall::GetFdById { object, id } => {
+            attr.u32(0, *id);
+            match object {
+                Object::Prog => BPF_PROG_GET_FD_BY_ID,
+                Object::Link => BPF_LINK_GET_FD_BY_ID,
+            }
+        }
+        Syscall::GetNextId { object, start, .. } => {
+            attr.u32(0, *start);
+            match object {
+                Object::Prog => BPF_PROG_GET_NEXT_ID,
+                Object::Link => BPF_LINK_GET_NEXT_ID,
+            }
+        }
+        Syscall::LinkCreate {
+            prog,
+            target,
+            attach_type,
+        } => {
+            attr.fd(0, prog.0.as_fd())
+                .fd(4, *target)
+                .u32(8, *attach_type);
+            BPF_LINK_CREATE
+        }
+        Syscall::LinkDetach { link } => {
+            attr.fd(0, *link);
+            BPF_LINK_DETACH
+        }
+    };
+    // SAFETY: `attr` is a live, fully initialised buffer of ATTR_SIZE bytes
+    // for the call's length. Every pointer written into it comes from a
+    // slice or CStr that `call` borrows (so it outlives the call), with the
+    // matching length field computed from that slice (map keys and values
+    // checked against the map's own sizes above), and the mutable ones from
+    // exclusive borrows. Fields the kernel writes back lie inside `attr`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.0.as_mut_ptr(),
+            ATTR_SIZE as libc::c_uint,
+        )
+    };
+    match &mut call {
+        Syscall::ProgQuery { count, .. } => **count = attr.get_u32(24),
+        Syscall::GetNextId { next, .. } => **next = attr.get_u32(4),
+        _ => {}
+    }
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
+/// [`bpf`] for the commands that return a new file descriptor.
+pub(crate) fn bpf_fd(call: Syscall<'_>) -> io::Result<OwnedFd> {
+    if !call.returns_fd() {
+        return Err(invalid());
+    }
+    let fd = bpf(call)?;
+    let fd = c_int::try_from(fd).map_err(|_| invalid())?;
+    // SAFETY: the command returns a new descriptor that nothing else owns
+    // (the kernel made it for us; a test fake hands over one it owns).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A loaded program's fd (from `BPF_PROG_LOAD` or `BPF_PROG_GET_FD_BY_ID`).
+#[derive(Debug)]
+pub(crate) struct ProgFd(OwnedFd);
+
+impl ProgFd {
+    pub(crate) fn load(
+        prog_type: u32,
+        insns: &[u8],
+        license: &CStr,
+        name: &str,
+        log: Option<&mut [u8]>,
+    ) -> io::Result<ProgFd> {
+        bpf_fd(Syscall::ProgLoad {
+            prog_type,
+            insns,
+            license,
+            name,
+            log,
+        })
+        .map(ProgFd)
+    }
+
+    pub(crate) fn by_id(id: u32) -> io::Result<ProgFd> {
+        bpf_fd(Syscall::GetFdById {
+            object: Object::Prog,
+            id,
+        })
+        .map(ProgFd)
+    }
+}
+
+impl AsFd for ProgFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// A map's fd with its key and value sizes, as the kernel reports them.
+#[derive(Debug)]
+pub(crate) struct MapFd {
+    fd: OwnedFd,
+    key_size: u32,
+    value_size: u32,
+}
+
+impl MapFd {
+    pub(crate) fn create(
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        name: &str,
+    ) -> io::Result<MapFd> {
+        let fd = bpf_fd(Syscall::MapCreate {
+            map_type,
+            key_size,
+            value_size,
+            max_entries,
+            name,
+        })?;
+        Ok(MapFd {
+            fd,
+            key_size,
+            value_size,
+        })
+    }
+
+    /// A map from an fd that may be one (pinned, by id): its sizes come
+    /// from the kernel. `info` receives its `struct bpf_map_info`.
+    pub(crate) fn from_fd(fd: OwnedFd, info: &mut [u8]) -> io::Result<MapFd> {
+        if info.len() < MAP_INFO_VALUE_SIZE + 4 {
+            return Err(invalid());
+        }
+        bpf(Syscall::ObjGetInfo {
+            fd: fd.as_fd(),
+            info,
+        })?;
+        let field = |off: usize| {
+            let mut b = [0; 4];
+            b.copy_from_slice(&info[off..off + 4]);
+            u32::from_ne_bytes(b)
+        };
+        Ok(MapFd {
+            key_size: field(MAP_INFO_KEY_SIZE),
+            value_size: field(MAP_INFO_VALUE_SIZE),
+            fd,
+        })
+    }
+
+    pub(crate) fn value_size(&self) -> u32 {
+        self.value_size
+    }
+
+    pub(crate) fn key_size(&self) -> u32 {
+        self.key_size
+    }
+}
+
+impl AsFd for MapFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// `statfs(path).f_type`: which filesystem `path` is on.
+pub(crate) fn statfs_type(path: &CStr) -> io::Result<i64> {
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `path` is NUL-terminated; `buf` is writable and as large as
+    // statfs(2) writes; it is read only after a successful call filled it.
+    let r = unsafe { libc::statfs(path.as_ptr(), buf.as_mut_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statfs returned 0, so it initialised the whole struct.
+    let st = unsafe { buf.assume_init() };
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "f_type is i64 or u32 depending on the target"
+    )]
+    Ok(st.f_type as i64)
+}
+
+/// `mount("bpf", target, "bpf", 0, "mode=0700")`: a new bpffs instance.
+pub(crate) fn mount_bpffs(target: &CStr) -> io::Result<()> {
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+    let r = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `flock(fd, LOCK_EX)`, waiting for the lock; released when every
+/// duplicate of `fd` is closed.
+pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    loop {
+        // SAFETY: BorrowedFd guarantees an open descriptor for the call.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Makes the child of `cmd` move itself into a cgroup after fork and before
+/// exec, by writing "0" (the writing process) to that cgroup's
+/// `cgroup.procs`, opened for writing as `procs`. When the write fails the
+/// command is not executed and spawn returns that error.
+pub(crate) fn join_cgroup_before_exec(cmd: &mut Command, procs: Arc<OwnedFd>) {
+    let join = move || {
+        // SAFETY: write(2) is async-signal-safe, as code between fork and
+        // exec must be; `procs` keeps the descriptor open and the buffer is
+        // a static byte.
+        let r = unsafe { libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        if r == 1 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the closure only calls write(2) and reads errno: no
+    // allocation, no lock, nothing that fork can leave in a bad state.
+    unsafe { cmd.pre_exec(join) };
+}
+
+/// Signals blocked in the calling thread, to be received with
+/// [`BlockedSignals::wait`]; when dropped, those still pending are
+/// discarded and the previous mask comes back. Children inherit the mask:
+/// see [`BlockedSignals::unblock_in_child`].
+pub(crate) struct BlockedSignals {
+    set: libc::sigset_t,
+    old: libc::sigset_t,
+}
+
+impl std::fmt::Debug for BlockedSignals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockedSignals")
+    }
+}
+
+impl BlockedSignals {
+    pub(crate) fn block(signals: &[c_int]) -> io::Result<BlockedSignals> {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises `set`; sigaddset and
+        // pthread_sigmask only read or write the sets given, which are
+        // initialised (`old` by pthread_sigmask) before being read.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for sig in signals {
+                if libc::sigaddset(set.as_mut_ptr(), *sig) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            let r = libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            Ok(BlockedSignals {
+                set: set.assume_init(),
+                old: old.assume_init(),
+            })
+        }
+    }
+
+    /// Makes the child of `cmd` start with the signal mask from before
+    /// [`BlockedSignals::block`] (a child inherits its parent's mask).
+    pub(crate) fn unblock_in_child(&self, cmd: &mut Command) {
+        let old = self.old;
+        let restore = move || {
+            // SAFETY: pthread_sigmask is async-signal-safe, as code between
+            // fork and exec must be; `old` is an initialised copy.
+            let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(r))
+            }
+        };
+        // SAFETY: the closure only calls pthread_sigmask: no allocation, no
+        // lock, nothing that fork can leave in a bad state.
+        unsafe { cmd.pre_exec(restore) };
+    }
+
+    /// Waits for one of the blocked signals and returns it.
+    pub(crate) fn wait(&self) -> io::Result<c_int> {
+        loop {
+            // SAFETY: `set` is an initialised signal set; the info pointer
+            // may be NULL.
+            let sig = unsafe { libc::sigwaitinfo(&self.set, std::ptr::null_mut()) };
+            if sig >= 0 {
+                return Ok(sig);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+impl Drop for BlockedSignals {
+    /// Discards the blocked signals still pending, then restores the mask.
+    fn drop(&mut self) {
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `set` is initialised; the info pointer may be NULL; the
+        // timeout is a live timespec. sigtimedwait returns -1 (EAGAIN) once
+        // none of the signals is pending.
+        while unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &zero) } > 0 {}
+        // SAFETY: `old` is the mask pthread_sigmask returned.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// `kill(pid, sig)`.
+pub(crate) fn kill(pid: u32, sig: c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| invalid())?;
+    // SAFETY: kill(2) takes plain integers.
+    if unsafe { libc::kill(pid, sig) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Dies of `sig` as the command did: default action, unblocked, raised.
+/// Returns only when the default action does not end the process.
+pub(crate) fn die_of(sig: c_int) {
+    // SAFETY: signal(2) with SIG_DFL installs no handler; the set is
+    // initialised by sigemptyset before use; raise(3) takes an integer.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, set.as_ptr(), std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_fields_land_at_their_offsets() {
+        let mut a = Attr::new();
+        a.u32(4, 0x0102_0304)
+            .u64(8, 7)
+            .name(28, "keepalive_sock_ops_long");
+        assert_eq!(a.get_u32(4), 0x0102_0304);
+        assert_eq!(&a.0[8..16], &7u64.to_ne_bytes());
+        // Names are cut to 15 bytes and stay NUL-terminated.
+        assert_eq!(&a.0[28..44], b"keepalive_sock_\0");
+        assert!(a.0[44..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn fd_commands_only() {
+        let err = bpf_fd(Syscall::GetNextId {
+            object: Object::Link,
+            start: 0,
+            next: &mut 0,
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn map_values_must_have_the_map_size() {
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        let map = MapFd {
+            fd: devnull.into(),
+            key_size: 4,
+            value_size: 20,
+        };
+        // Refused before any system call: /dev/null is not a map.
+        let err = bpf(Syscall::MapUpdateElem {
+            map: &map,
+            key: &[0; 4],
+            value: &[0; 8],
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        let err = bpf(Syscall::MapLookupElem {
+            map: &map,
+            key: &[0; 2],
+            value: &mut [0; 20],
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+}
