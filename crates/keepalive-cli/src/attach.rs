@@ -37,7 +37,8 @@ use serde::Serialize;
 
 use crate::cli::{AttachArgs, SettingsArgs};
 use crate::exit::Exit;
-use crate::ls::{OptionsJson, json_line, list, needs_ptrace, pidfd_error};
+use crate::json::write_line;
+use crate::ls::{OptionsJson, list, needs_ptrace, pidfd_error};
 
 const ATTACHING: &str = "attaching to";
 
@@ -312,7 +313,7 @@ impl Report {
             (Some(b), Some(a)) => changes(b, a),
             _ => Vec::new(),
         };
-        json_line(
+        write_line(
             out,
             "socket",
             SocketJson {
@@ -381,7 +382,7 @@ impl Report {
     ) -> anyhow::Result<()> {
         self.skipped += 1;
         if self.json {
-            return json_line(out, "skipped", SkippedJson { fd, inode, reason });
+            return write_line(out, "skipped", SkippedJson { fd, inode, reason });
         }
         writeln!(out, "fd {fd}: {reason}, skipped")?;
         Ok(())
@@ -390,7 +391,7 @@ impl Report {
     fn summary(&self, out: &mut impl Write, pid: u32, command: &str) -> anyhow::Result<()> {
         let sockets = self.changed + self.unchanged + self.failed;
         if self.json {
-            return json_line(
+            return write_line(
                 out,
                 "summary",
                 SummaryJson {

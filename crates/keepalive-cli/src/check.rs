@@ -37,8 +37,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Exit> {
     let mut out = io::stdout().lock();
     if args.json {
         let local = socket.local_addr().ok().and_then(|a| a.as_socket());
-        serde_json::to_writer(&mut out, &Line::new(&state, local, peer))?;
-        writeln!(out)?;
+        crate::json::write_line(&mut out, "socket", Data::new(&state, local, peer))?;
     } else {
         out.write_all(render(&state).as_bytes())?;
     }
@@ -86,12 +85,6 @@ pub fn render(state: &KeepaliveState) -> String {
 
 /// `--json` output: one line `{"type":"socket","data":{...}}`.
 #[derive(Serialize)]
-struct Line {
-    r#type: &'static str,
-    data: Data,
-}
-
-#[derive(Serialize)]
 struct Data {
     so_keepalive: bool,
     tcp_keepcnt: u32,
@@ -103,19 +96,16 @@ struct Data {
     peer: Option<SocketAddr>,
 }
 
-impl Line {
-    fn new(s: &KeepaliveState, local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Line {
-        Line {
-            r#type: "socket",
-            data: Data {
-                so_keepalive: s.enabled,
-                tcp_keepcnt: s.count,
-                tcp_keepidle: s.idle,
-                tcp_keepintvl: s.interval,
-                tcp_user_timeout: s.user_timeout_ms,
-                local,
-                peer,
-            },
+impl Data {
+    fn new(s: &KeepaliveState, local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Data {
+        Data {
+            so_keepalive: s.enabled,
+            tcp_keepcnt: s.count,
+            tcp_keepidle: s.idle,
+            tcp_keepintvl: s.interval,
+            tcp_user_timeout: s.user_timeout_ms,
+            local,
+            peer,
         }
     }
 }

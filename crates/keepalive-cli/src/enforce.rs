@@ -132,12 +132,6 @@ struct Printer {
 }
 
 #[derive(Serialize)]
-struct Line<T: Serialize> {
-    r#type: &'static str,
-    data: T,
-}
-
-#[derive(Serialize)]
 struct SettingsJson {
     idle: Option<u16>,
     interval: Option<u16>,
@@ -202,20 +196,13 @@ struct RemovedJson<'a> {
 }
 
 impl Printer {
-    fn json_line<T: Serialize>(&self, r#type: &'static str, data: T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &Line { r#type, data })?;
-        writeln!(out)?;
-        Ok(())
-    }
-
     fn enforced(&self, e: &Enforced) -> anyhow::Result<()> {
         let change = match e.change {
             Change::Attached => "attached",
             Change::Updated => "updated",
         };
         if self.json {
-            return self.json_line(
+            return crate::json::print_line(
                 "enforced",
                 EnforcedJson {
                     cgroup: &e.cgroup,
@@ -255,7 +242,7 @@ impl Printer {
 
     fn enforcement(&self, e: &Enforcement) -> anyhow::Result<()> {
         if self.json {
-            return self.json_line(
+            return crate::json::print_line(
                 "enforcement",
                 EnforcementJson {
                     cgroup: e.cgroup.as_deref(),
@@ -301,7 +288,7 @@ impl Printer {
 
     fn removed(&self, r: &Removed) -> anyhow::Result<()> {
         if self.json {
-            return self.json_line(
+            return crate::json::print_line(
                 "removed",
                 RemovedJson {
                     cgroup: &r.cgroup,

@@ -42,6 +42,7 @@ use serde::Serialize;
 
 use crate::cli::{LsArgs, StateFilter};
 use crate::exit::Exit;
+use crate::json::write_line;
 
 pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
     let states = match args.state {
@@ -103,9 +104,9 @@ pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
     let mut out = std::io::stdout().lock();
     if args.json {
         for row in &rows {
-            json_line(&mut out, "connection", row.json())?;
+            write_line(&mut out, "connection", row.json())?;
         }
-        json_line(&mut out, "summary", &summary)?;
+        write_line(&mut out, "summary", &summary)?;
     } else {
         out.write_all(table(&rows, args.pid.is_some()).as_bytes())?;
         writeln!(out, "{}", summary.text())?;
@@ -463,23 +464,6 @@ impl Summary {
         }
         t
     }
-}
-
-#[derive(Serialize)]
-struct Line<T: Serialize> {
-    r#type: &'static str,
-    data: T,
-}
-
-/// Writes `{"type":TYPE,"data":DATA}` and a newline.
-pub(crate) fn json_line<T: Serialize>(
-    out: &mut impl Write,
-    r#type: &'static str,
-    data: T,
-) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, &Line { r#type, data })?;
-    writeln!(out)?;
-    Ok(())
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@ mod cli;
 mod enforce;
 mod exit;
 mod install;
+mod json;
 mod library;
 mod ls;
 mod reach;

@@ -100,12 +100,6 @@ struct Printer {
 }
 
 #[derive(Serialize)]
-struct Line<T: Serialize> {
-    r#type: &'static str,
-    data: T,
-}
-
-#[derive(Serialize)]
 struct ValuesJson {
     namespace: String,
     netns_inode: u64,
@@ -138,16 +132,9 @@ struct OverrideJson<'a> {
 }
 
 impl Printer {
-    fn json_line<T: Serialize>(&self, r#type: &'static str, data: T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer(&mut out, &Line { r#type, data })?;
-        writeln!(out)?;
-        Ok(())
-    }
-
     fn values(&self, ns: &NetNs, d: &KernelDefaults) -> anyhow::Result<()> {
         if self.json {
-            return self.json_line(
+            return crate::json::print_line(
                 "sysctl",
                 ValuesJson {
                     namespace: ns.to_string(),
@@ -167,7 +154,7 @@ impl Printer {
     fn changes(&self, ns: &NetNs, written: &[Written]) -> anyhow::Result<()> {
         for w in written {
             if self.json {
-                self.json_line(
+                crate::json::print_line(
                     "change",
                     ChangeJson {
                         key: w.key.name(),
@@ -190,7 +177,7 @@ impl Printer {
 
     fn persisted(&self, p: &Persisted) -> anyhow::Result<()> {
         if self.json {
-            self.json_line(
+            crate::json::print_line(
                 "persisted",
                 PersistedJson {
                     path: &p.path,
@@ -204,7 +191,7 @@ impl Printer {
         }
         for s in &p.overridden_by {
             if self.json {
-                self.json_line(
+                crate::json::print_line(
                     "override",
                     OverrideJson {
                         path: &s.path,
