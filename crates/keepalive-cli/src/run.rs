@@ -35,6 +35,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         )
         .env("KEEPALIVE", if args.off { "off" } else { "on" })
         .envs(variables(&args.settings));
+    if !args.off {
+        drop_invalid_inherited(&mut cmd, &args.settings);
+    }
     if args.debug {
         cmd.env("KEEPALIVE_DEBUG", "1");
     }
@@ -109,6 +112,22 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
     }
     // Everything is cleaned up: nothing is left for destructors to do.
     keepalive_bpf::exit_as(status)
+}
+
+/// Inherited preload variables that the library would refuse (and that no
+/// option replaces): reported here, once, and removed from the command's
+/// environment, instead of one warning from every process the command
+/// starts. `KEEPALIVE` is not inherited: `run` sets it.
+fn drop_invalid_inherited(cmd: &mut Command, settings: &SettingsArgs) {
+    let given = variables(settings);
+    let inherited = std::env::vars_os().filter(|(name, _)| name != "KEEPALIVE");
+    for bad in keepalive::from_vars(inherited).invalid {
+        let name = bad.var.name();
+        if !given.iter().any(|(set, _)| *set == name) {
+            eprintln!("{bad}");
+            cmd.env_remove(name);
+        }
+    }
 }
 
 /// `lib` first, then the existing entries (space- or colon-separated, as

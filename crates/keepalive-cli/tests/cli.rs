@@ -128,6 +128,42 @@ fn run_flags_override_variables_and_keep_the_others() {
 }
 
 #[test]
+fn run_reports_a_bad_inherited_variable_once() {
+    let check = env!("CARGO_BIN_EXE_keepalive");
+    let out = run(
+        keepalive()
+            .env("KEEPIDLE", "abc")
+            .env("KEEPCNT", "7")
+            .args([
+                "run",
+                "--",
+                "sh",
+                "-c",
+                &format!("{check} check --json; {check} check --json"),
+            ]),
+        TIMEOUT,
+    );
+    // sh and both checks load the preload: without run's own check that
+    // would be three warnings.
+    assert_eq!(out.stderr_lines().len(), 1, "{out}");
+    assert!(
+        out.stderr
+            .starts_with("keepalive: ignoring KEEPIDLE=\"abc\" (not a number)"),
+        "{out}"
+    );
+    let defaults = util::kernel_defaults();
+    for line in out.stdout.lines() {
+        let data: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(data["data"]["tcp_keepidle"], defaults.idle, "{out}");
+        assert_eq!(
+            data["data"]["tcp_keepcnt"], 7,
+            "the valid variable stays\n{out}"
+        );
+    }
+    assert_eq!(out.stdout.lines().count(), 2, "{out}");
+}
+
+#[test]
 fn run_off_switches_keepalive_off() {
     let out = keepalive_run(&["--off", "--", env!("CARGO_BIN_EXE_keepalive"), "check"]);
     assert_eq!(out.stdout, "SO_KEEPALIVE is OFF\n", "{out}");
