@@ -1,7 +1,7 @@
 //! Can a preload reach this program? Not when it is statically linked (no
 //! dynamic loader), a Go program (it makes its own system calls), or runs
-//! in secure-execution mode (setuid/setgid to someone else: the loader
-//! drops LD_PRELOAD).
+//! in secure-execution mode (setuid/setgid to someone else, or file
+//! capabilities: the loader drops LD_PRELOAD).
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -19,6 +19,7 @@ pub enum Unreachable {
     Static,
     Go,
     Setuid,
+    Capabilities,
 }
 
 /// What to do instead, named in every warning.
@@ -33,6 +34,9 @@ impl Unreachable {
             Unreachable::Go => "is a Go program (Go makes its own system calls)",
             Unreachable::Setuid => {
                 "is setuid/setgid to another user, so the loader ignores LD_PRELOAD"
+            }
+            Unreachable::Capabilities => {
+                "has file capabilities (see getcap), so the loader ignores LD_PRELOAD"
             }
         };
         format!(
@@ -81,7 +85,14 @@ fn setuid(path: &Path) -> Option<Unreachable> {
     let mode = meta.mode();
     let other_user = mode & 0o4000 != 0 && meta.uid() != me.uid();
     let other_group = mode & 0o2000 != 0 && meta.gid() != me.gid();
-    (other_user || other_group).then_some(Unreachable::Setuid)
+    if other_user || other_group {
+        return Some(Unreachable::Setuid);
+    }
+    // File capabilities put the loader in secure-execution mode too.
+    xattr::get(path, "security.capability")
+        .ok()
+        .flatten()
+        .map(|_| Unreachable::Capabilities)
 }
 
 /// The interpreter named by a `#!` line, resolved through `env`.

@@ -409,6 +409,30 @@ fn run_warns_about_a_setuid_binary_through_a_script() {
 }
 
 #[test]
+fn run_warns_about_a_binary_with_file_capabilities() {
+    if !util::is_root() {
+        skip!("setting file capabilities needs root");
+    }
+    let Some(setcap) = tool("setcap") else {
+        skip!("setcap (libcap2-bin) is not installed")
+    };
+    let dir = scratch("caps");
+    let exe = dir.join("capped");
+    std::fs::copy("/bin/true", &exe).unwrap();
+    let set = run(
+        Command::new(setcap).arg("cap_net_raw+ep").arg(&exe),
+        TIMEOUT,
+    );
+    if !set.status.success() {
+        std::fs::remove_dir_all(&dir).unwrap();
+        skip!("this file system takes no file capabilities\n{set}");
+    }
+    let out = run(keepalive().arg("run").arg("--").arg(&exe), TIMEOUT);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(out.stderr.contains("capped has file capabilities"), "{out}");
+}
+
+#[test]
 fn help_has_examples() {
     for sub in ["run", "check"] {
         let out = run(keepalive().args([sub, "--help"]), TIMEOUT);
