@@ -85,7 +85,7 @@ fn has_values(s: &SettingsArgs) -> bool {
 fn status(out: &Printer) -> anyhow::Result<Exit> {
     let all = keepalive_bpf::status().context("cannot list the enforced cgroups")?;
     if all.is_empty() && !out.json {
-        println!("keepalive is not enforced on any cgroup");
+        writeln!(std::io::stdout(), "keepalive is not enforced on any cgroup")?;
     }
     for e in &all {
         out.enforcement(e)?;

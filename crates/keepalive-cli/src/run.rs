@@ -21,6 +21,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         return run_enforced(&args);
     }
     let lib = library::find()?;
+    if lib
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b' ' | b':' | b'\t' | b'\n'))
+    {
+        anyhow::bail!(
+            "the library's path {} holds a space or colon, which LD_PRELOAD cannot carry: \
+             set KEEPALIVE_LIBRARY to a copy under a plain path, or run `keepalive install`",
+            lib.display()
+        );
+    }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     if let Some(path) = reach::resolve(program)
         && let Some((culprit, why)) = reach::check(&path)

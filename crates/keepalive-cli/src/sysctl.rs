@@ -59,29 +59,58 @@ fn set(ns: &NetNs, args: &SysctlSetArgs, out: &Printer) -> anyhow::Result<Exit> 
         eprintln!("keepalive: sysctl set: give at least one of --idle, --interval, --count");
         return Ok(Exit::Usage);
     }
+    let root = if args.persist {
+        Some(persist_root(ns, args.root.as_deref())?)
+    } else {
+        None
+    };
     let change = change(&args.values);
     let written = ns
         .run(|| keepalive::set_kernel_defaults(&change))?
         .with_context(|| format!("in {ns}"))?;
+    let now = read(ns)?;
+    let persisted = match &root {
+        Some(root) => Some(
+            persist(root, &change.values())
+                .context("the live values were set, but they will not survive a reboot")?,
+        ),
+        None => None,
+    };
+    // Every change is made before anything is printed: a closed stdout
+    // (`| head -1`) cannot cut the work short.
     out.changes(ns, &written)?;
-    out.values(ns, &read(ns)?)?;
-    if args.persist {
-        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-        out.persisted(&persist(&root, &change.values())?)?;
+    out.values(ns, &now)?;
+    if let Some(p) = &persisted {
+        out.persisted(p)?;
     }
     Ok(Exit::Success)
 }
 
 fn persist_only(ns: &NetNs, args: &SysctlPersistArgs, out: &Printer) -> anyhow::Result<Exit> {
+    let root = persist_root(ns, args.root.as_deref())?;
     let values = if args.values.is_empty() {
         let live = read(ns)?;
         SysctlKey::ALL.iter().map(|k| (*k, k.get(&live))).collect()
     } else {
         change(&args.values).values()
     };
-    let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     out.persisted(&persist(&root, &values)?)?;
     Ok(Exit::Success)
+}
+
+/// Where the drop-in goes. The files under / are the host's boot
+/// configuration: values read or set in another network namespace (a
+/// container) only go there when `--root` names that system's tree.
+fn persist_root(ns: &NetNs, root: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match root {
+        Some(root) => Ok(root.to_path_buf()),
+        None if ns.is_current() => Ok(PathBuf::from("/")),
+        None => anyhow::bail!(
+            "not persisting the values of {ns} into this host's /etc/sysctl.d, which sets \
+             the host's own namespace at boot: give --root with the container's root \
+             directory; nothing was changed"
+        ),
+    }
 }
 
 fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> anyhow::Result<Persisted> {
@@ -163,14 +192,14 @@ impl Printer {
                     },
                 )?;
             } else if w.old == w.new {
-                println!("{}: {} (unchanged)", w.key, w.old);
+                writeln!(std::io::stdout(), "{}: {} (unchanged)", w.key, w.old)?;
             } else {
-                println!("{}: {} -> {}", w.key, w.old, w.new);
+                writeln!(std::io::stdout(), "{}: {} -> {}", w.key, w.old, w.new)?;
             }
         }
         if !self.json {
-            println!("in network namespace {ns}");
-            println!();
+            writeln!(std::io::stdout(), "in network namespace {ns}")?;
+            writeln!(std::io::stdout())?;
         }
         Ok(())
     }
@@ -185,9 +214,17 @@ impl Printer {
                 },
             )?;
         } else if p.changed {
-            println!("persisted in {} (applied at boot)", p.path.display());
+            writeln!(
+                std::io::stdout(),
+                "persisted in {} (applied at boot)",
+                p.path.display()
+            )?;
         } else {
-            println!("{} already holds these values", p.path.display());
+            writeln!(
+                std::io::stdout(),
+                "{} already holds these values",
+                p.path.display()
+            )?;
         }
         for s in &p.overridden_by {
             if self.json {

@@ -303,6 +303,26 @@ fn run_names_where_it_looked_for_the_library() {
 }
 
 #[test]
+fn run_refuses_a_library_path_ld_preload_cannot_carry() {
+    let dir = scratch("sp ace");
+    let lib = dir.join("libkeepalive.so");
+    std::fs::copy(preload(), &lib).unwrap();
+    let out = run(
+        keepalive()
+            .env("KEEPALIVE_LIBRARY", &lib)
+            .args(["run", "true"]),
+        TIMEOUT,
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr
+            .contains("holds a space or colon, which LD_PRELOAD cannot carry"),
+        "{out}"
+    );
+}
+
+#[test]
 fn run_finds_the_library_next_to_itself() {
     let dir = scratch("nextto");
     let exe = dir.join("keepalive");

@@ -446,3 +446,69 @@ fn unknown_namespace_is_one_clear_line() {
         "{out}"
     );
 }
+
+#[test]
+fn persist_from_another_namespace_needs_a_root() {
+    let Some(ns) = Netns::new() else { return };
+    let host_dropin = Path::new("/etc/sysctl.d/90-keepalive.conf");
+    let before = std::fs::read(host_dropin).ok();
+    let set = sysctl(&["set", "--netns", &ns.0, "--idle", "300", "--persist"]);
+    let persist = sysctl(&["persist", "--netns", &ns.0]);
+    let after = std::fs::read(host_dropin).ok();
+    if after != before {
+        // Undo a regression's damage before failing.
+        match &before {
+            Some(bytes) => std::fs::write(host_dropin, bytes).unwrap(),
+            None => std::fs::remove_file(host_dropin).unwrap(),
+        }
+        panic!("the host's drop-in was written\n{set}\n{persist}");
+    }
+    for out in [&set, &persist] {
+        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert!(
+            out.stderr
+                .contains("give --root with the container's root directory"),
+            "{out}"
+        );
+        assert!(out.stderr.contains("nothing was changed"), "{out}");
+    }
+    assert_eq!(
+        ns.read("tcp_keepalive_time"),
+        7200,
+        "refused before the live write"
+    );
+}
+
+#[test]
+fn set_output_comes_after_every_change() {
+    let Some(ns) = Netns::new() else { return };
+    let root = Root::new("pipe");
+    // stdout closed before the command writes a byte.
+    let mut cmd = keepalive();
+    cmd.args([
+        "sysctl",
+        "set",
+        "--netns",
+        &ns.0,
+        "--idle",
+        "400",
+        "--persist",
+        "--root",
+        root.arg(),
+    ]);
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(ns.read("tcp_keepalive_time"), 400);
+    assert!(
+        std::fs::read_to_string(root.dropin())
+            .unwrap()
+            .contains("net.ipv4.tcp_keepalive_time = 400\n")
+    );
+}

@@ -128,12 +128,12 @@ pub struct Written {
 #[non_exhaustive]
 pub enum SetError {
     /// Reading the current values failed.
-    #[error("cannot read the current values: {0}")]
+    #[error("cannot read the current values")]
     Read(#[source] io::Error),
     /// The files cannot be opened for writing: not root, or no
     /// CAP_NET_ADMIN over the network namespace.
     #[error(
-        "writing {key} needs root (or CAP_NET_ADMIN in its network namespace): {source}; \
+        "writing {key} needs root (or CAP_NET_ADMIN in its network namespace); \
          nothing was changed"
     )]
     PermissionDenied {
@@ -143,8 +143,30 @@ pub enum SetError {
         #[source]
         source: io::Error,
     },
+    /// `/proc/sys` is mounted read-only, as in most containers.
+    #[error(
+        "{key} cannot be written here: /proc/sys is read-only (a container?); set it from \
+         the host with `keepalive sysctl set --pid PID` or `--netns`; nothing was changed"
+    )]
+    ReadOnly {
+        /// The first key refused.
+        key: SysctlKey,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file cannot be opened for writing for another reason (missing:
+    /// no IPv4 in this kernel?).
+    #[error("cannot open {key} for writing; nothing was changed")]
+    NotWritable {
+        /// The first key refused.
+        key: SysctlKey,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
     /// A write failed; the keys written before it were restored.
-    #[error("writing {key} = {value} failed: {source}; the values written before it were restored")]
+    #[error("writing {key} = {value} failed; the values written before it were restored")]
     Write {
         /// The key whose write failed.
         key: SysctlKey,
@@ -290,9 +312,14 @@ pub fn set_kernel_defaults_with(
         .collect();
     let writes: Vec<&Written> = plan.iter().filter(|w| w.old != w.new).collect();
     for w in &writes {
-        store
-            .check_writable(w.key)
-            .map_err(|source| SetError::PermissionDenied { key: w.key, source })?;
+        store.check_writable(w.key).map_err(|source| {
+            let key = w.key;
+            match source.raw_os_error() {
+                Some(libc::EACCES | libc::EPERM) => SetError::PermissionDenied { key, source },
+                Some(libc::EROFS) => SetError::ReadOnly { key, source },
+                _ => SetError::NotWritable { key, source },
+            }
+        })?;
     }
     for (i, w) in writes.iter().enumerate() {
         if let Err(source) = store.write(w.key, w.new) {
@@ -425,7 +452,7 @@ mod tests {
         values: BTreeMap<SysctlKey, u64>,
         writes: usize,
         fail_at: usize,
-        deny: Option<SysctlKey>,
+        deny: Option<(SysctlKey, i32)>,
     }
 
     impl SysctlStore for Failing {
@@ -433,9 +460,10 @@ mod tests {
             Ok(self.values[&key])
         }
         fn check_writable(&mut self, key: SysctlKey) -> io::Result<()> {
-            if self.deny == Some(key) {
-                return Err(io::Error::from_raw_os_error(libc::EACCES));
-            }
+            match self.deny {
+                Some((denied, errno)) if denied == key => Err(io::Error::from_raw_os_error(errno)),
+                _ => Ok(()),
+            }?;
             Ok(())
         }
         fn write(&mut self, key: SysctlKey, value: u64) -> io::Result<()> {
@@ -448,7 +476,7 @@ mod tests {
         }
     }
 
-    fn failing(fail_at: usize, deny: Option<SysctlKey>) -> Failing {
+    fn failing(fail_at: usize, deny: Option<(SysctlKey, i32)>) -> Failing {
         Failing {
             values: SysctlKey::ALL.into_iter().zip([7200, 75, 9]).collect(),
             writes: 0,
@@ -485,7 +513,7 @@ mod tests {
 
     #[test]
     fn permission_denied_writes_nothing() {
-        let mut store = failing(usize::MAX, Some(SysctlKey::Probes));
+        let mut store = failing(usize::MAX, Some((SysctlKey::Probes, libc::EACCES)));
         let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
         assert!(matches!(
             err,
@@ -498,6 +526,24 @@ mod tests {
             err.to_string().contains("needs root (or CAP_NET_ADMIN"),
             "{err}"
         );
+        assert_eq!(store.writes, 0);
+    }
+
+    #[test]
+    fn read_only_proc_sys_is_named() {
+        let mut store = failing(usize::MAX, Some((SysctlKey::Time, libc::EROFS)));
+        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SetError::ReadOnly {
+                    key: SysctlKey::Time,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/proc/sys is read-only"), "{err}");
         assert_eq!(store.writes, 0);
     }
 

@@ -51,20 +51,26 @@ pub fn parse(path: &Path, text: &str) -> Vec<Setting> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                return None;
-            }
-            let (key, value) = line.split_once('=')?;
-            let key = SysctlKey::from_name(key.trim().trim_start_matches('-'))?;
+            let (key, value) = parse_line(line)?;
             Some(Setting {
                 path: path.to_owned(),
                 line: i + 1,
                 key,
-                value: value.trim().to_owned(),
+                value,
             })
         })
         .collect()
+}
+
+/// One line's keepalive setting, if it is one.
+fn parse_line(line: &str) -> Option<(SysctlKey, String)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+        return None;
+    }
+    let (key, value) = line.split_once('=')?;
+    let key = SysctlKey::from_name(key.trim().trim_start_matches('-'))?;
+    Some((key, value.trim().to_owned()))
 }
 
 /// The configuration files in the order they are applied at boot (later
@@ -110,19 +116,22 @@ pub fn overrides(root: &Path, keys: &[SysctlKey]) -> Vec<Setting> {
         .collect()
 }
 
-/// The drop-in's text with `values` set, keeping the values of other keys
-/// that `existing` (our previous drop-in) holds.
+/// The drop-in's text with `values` set. From `existing` (the drop-in as
+/// it is) the other keepalive keys keep their values, and every line that
+/// is not ours (an admin's note, another key) is kept as it is.
 pub fn render(existing: Option<&str>, values: &[(SysctlKey, u64)]) -> String {
-    let mut merged: BTreeMap<SysctlKey, String> = existing
-        .map(|t| parse(Path::new(DROPIN), t))
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| (s.key, s.value))
-        .collect();
+    let existing = existing.unwrap_or_default();
+    let mut merged: BTreeMap<SysctlKey, String> = existing.lines().filter_map(parse_line).collect();
     for (key, value) in values {
         merged.insert(*key, value.to_string());
     }
     let mut text = HEADER.to_owned();
+    for line in existing.lines() {
+        if parse_line(line).is_none() && !HEADER.lines().any(|h| h == line) {
+            text += line;
+            text += "\n";
+        }
+    }
     for (key, value) in merged {
         text += &format!("{key} = {value}\n");
     }
@@ -225,6 +234,26 @@ mod tests {
                 "{HEADER}net.ipv4.tcp_keepalive_time = 300\nnet.ipv4.tcp_keepalive_intvl = 60\n\
                  net.ipv4.tcp_keepalive_probes = 20\n"
             )
+        );
+    }
+
+    #[test]
+    fn render_keeps_lines_that_are_not_ours() {
+        let existing = format!(
+            "{HEADER}# my note\nnet.ipv4.tcp_fin_timeout = 30\nnet.ipv4.tcp_keepalive_time = 1\n"
+        );
+        let text = render(Some(&existing), &[(SysctlKey::Probes, 5)]);
+        assert_eq!(
+            text,
+            format!(
+                "{HEADER}# my note\nnet.ipv4.tcp_fin_timeout = 30\n\
+                 net.ipv4.tcp_keepalive_time = 1\nnet.ipv4.tcp_keepalive_probes = 5\n"
+            )
+        );
+        assert_eq!(
+            render(Some(&text), &[(SysctlKey::Probes, 5)]),
+            text,
+            "stable"
         );
     }
 
