@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    Keepalive, Running, TIMEOUT, TempFile, bare, commands, configured, have_java, kernel_defaults,
-    preloaded, probe, python3, run, run_ok, skip, spawn, ss_keepalive_timer, tool,
+    self, Keepalive, Output, Running, TIMEOUT, TempFile, bare, commands, configured, have_java,
+    kernel_defaults, preloaded, probe, python3, run, run_ok, skip, spawn, ss_keepalive_timer, tool,
 };
 
 /// Prints one line per socket family, in the probe's format.
@@ -265,4 +265,134 @@ fn curl_without_preload_has_no_keepalive_timer() {
         "curl --no-keepalive has a keepalive timer without the preload: {}",
         lines[0]
     );
+}
+
+/// Runs `python3 -c script` under the preload and `strace -f -e trace=EXPR`;
+/// returns the output and the trace.
+fn strace_python(env: &[(&str, &str)], expr: &str, script: &str) -> Option<(Output, String)> {
+    let python = python3()?;
+    tool("strace")?;
+    let trace = TempFile::new("strace-python");
+    let mut cmd = bare("strace");
+    cmd.args([
+        "-f",
+        "-qq",
+        "-e",
+        &format!("trace={expr}"),
+        "-e",
+        "signal=none",
+        "-o",
+    ])
+    .arg(trace.path())
+    .arg("-E")
+    .arg(format!("LD_PRELOAD={}", crate::util::preload().display()));
+    for (name, value) in env {
+        cmd.arg("-E").arg(format!("{name}={value}"));
+    }
+    cmd.arg("--").arg(python).args(["-c", script]);
+    let out = run_ok(&mut cmd);
+    Some((out, trace.read()))
+}
+
+/// A unix-socket server (dbus, postgres...) pays nothing for the preload:
+/// accept() on its own AF_UNIX listener makes no extra system call.
+const PYTHON_UNIX_SERVER: &str = "\
+import os, socket, tempfile
+path = os.path.join(tempfile.mkdtemp(), 's')
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+l.bind(path)
+l.listen()
+for _ in range(3):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    a, _ = l.accept()
+    a.close(); c.close()
+os.unlink(path)
+print('accepted 3')
+";
+
+#[test]
+fn unix_server_accepts_without_extra_system_calls() {
+    let Some((out, trace)) = strace_python(
+        &util::SETTINGS,
+        "getsockopt,setsockopt,accept,accept4",
+        PYTHON_UNIX_SERVER,
+    ) else {
+        skip!("python3 or strace is not installed");
+    };
+    assert_eq!(out.stdout, "accepted 3\n", "{out}");
+    let accepts = trace.lines().filter(|l| l.contains("accept")).count();
+    assert_eq!(accepts, 3, "the control: strace saw the accepts\n{trace}");
+    let extra: Vec<&str> = trace.lines().filter(|l| l.contains("sockopt")).collect();
+    assert!(extra.is_empty(), "extra calls: {extra:?}\n{trace}");
+}
+
+/// A program's own listener at a high descriptor number, keepalive
+/// switched off by the program: its connections keep the program's choice.
+const PYTHON_HIGH_LISTENER_OFF: &str = "\
+import os, socket
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
+l.bind(('127.0.0.1', 0))
+l.listen()
+high = socket.socket(fileno=os.dup2(l.fileno(), 5000))
+c = socket.create_connection(l.getsockname())
+a, _ = high.accept()
+print(a.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+";
+
+#[test]
+fn high_numbered_listener_keeps_the_programs_choice() {
+    let Some(python) = python3() else {
+        skip!("python3 is not installed");
+    };
+    let out = run_ok(configured(python).args(["-c", PYTHON_HIGH_LISTENER_OFF]));
+    assert_eq!(out.stdout, "0\n", "{out}");
+}
+
+#[test]
+fn two_copies_of_the_library_act_once() {
+    let copy = TempFile::new("libkeepalive-copy.so");
+    std::fs::copy(crate::util::preload(), copy.path()).expect("copy the library");
+    let both = format!(
+        "{}:{}",
+        copy.path().display(),
+        crate::util::preload().display()
+    );
+    let script = "import socket; s = socket.socket(); print(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))";
+    let Some((out, trace)) = strace_python(
+        &[("LD_PRELOAD", &both), ("KEEPIDLE", "abc")],
+        "setsockopt",
+        script,
+    ) else {
+        skip!("strace is not installed");
+    };
+    assert_eq!(out.stdout, "1\n", "{out}");
+    assert_eq!(out.stderr_lines().len(), 1, "one warning, not two\n{out}");
+    let sets = trace.lines().filter(|l| l.contains("SO_KEEPALIVE")).count();
+    assert_eq!(sets, 1, "SO_KEEPALIVE set once\n{trace}");
+}
+
+#[test]
+fn auto_user_timeout_reads_no_sysctl_when_every_value_is_set() {
+    let script = "import socket; s = socket.socket(); print(s.getsockopt(socket.IPPROTO_TCP, 18))";
+    let env = [
+        ("KEEPIDLE", "10"),
+        ("KEEPINTVL", "5"),
+        ("KEEPCNT", "4"),
+        ("TCP_USER_TIMEOUT", "auto"),
+    ];
+    let Some((out, trace)) = strace_python(&env, "openat,open", script) else {
+        skip!("python3 or strace is not installed");
+    };
+    assert_eq!(out.stdout, "30000\n", "{out}");
+    assert!(!trace.contains("tcp_keepalive"), "{trace}");
+    // The control: with one value unset the sysctl is read.
+    let env = [
+        ("KEEPIDLE", "10"),
+        ("KEEPCNT", "4"),
+        ("TCP_USER_TIMEOUT", "auto"),
+    ];
+    let (_, trace) = strace_python(&env, "openat,open", script).expect("ran once already");
+    assert!(trace.contains("tcp_keepalive_intvl"), "{trace}");
 }

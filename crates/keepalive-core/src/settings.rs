@@ -167,9 +167,11 @@ impl Settings {
     }
 
     /// True when computing the options needs the kernel defaults, i.e. when
-    /// the user timeout is [`UserTimeout::Auto`].
+    /// the user timeout is [`UserTimeout::Auto`] and a value it sums is unset.
     pub const fn needs_kernel_defaults(&self) -> bool {
-        self.enabled && matches!(self.user_timeout, Some(UserTimeout::Auto))
+        self.enabled
+            && matches!(self.user_timeout, Some(UserTimeout::Auto))
+            && (self.idle.is_none() || self.interval.is_none() || self.count.is_none())
     }
 
     /// The `TCP_USER_TIMEOUT` to set, in milliseconds, with `Auto` resolved

@@ -90,7 +90,13 @@ pub fn write_all(fd: c_int, mut bytes: &[u8]) {
 /// Appends `bytes` to the file at `path` (created 0600 if missing) in one
 /// write(2), so lines from several processes do not interleave.
 pub fn append_file(path: &CStr, bytes: &[u8]) {
-    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // Never through a symbolic link: the path comes from the environment.
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_CREAT
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY
+        | libc::O_NOFOLLOW;
     // SAFETY: path is NUL-terminated; the mode is passed as the variadic int.
     let fd = unsafe { libc::open(path.as_ptr(), flags, 0o600 as libc::c_uint) };
     if fd >= 0 {

@@ -1,35 +1,62 @@
-//! The TCP sockets this process made through our `socket()`, by descriptor
-//! number: a lock-free bitmap, async-signal-safe, in 2 KiB of zeroed static
-//! memory (small enough to share the page of the other writable data, so
-//! loading the library costs no extra mapping) (no allocation, nothing to set up, nothing to fix after fork).
+//! What accept() knows about a listener, by descriptor number: two
+//! lock-free bitmaps, async-signal-safe, in 1 KiB of zeroed static memory
+//! (small enough to share the page of the other writable data, so loading
+//! the library costs no extra mapping; nothing to set up or fix after fork).
 //!
-//! `accept()` uses it to tell a listener the program made itself (its
-//! keepalive choice, even "off", is the program's and is inherited by what
-//! it accepts) from one it inherited across exec (which may never have had
-//! keepalive). A stale bit, left by a socket closed and its number reused,
-//! can only make `accept()` skip a socket: it never overrides a program.
+//! - *ours*: made by our `socket()` (any kind), or looked at once and found
+//!   not to be TCP. Its keepalive choice, even "off", is the program's and
+//!   is inherited by what it accepts: accept() leaves those alone, at no cost.
+//! - *inherited TCP*: a TCP listener this process did not make (inherited
+//!   across exec, socket activation), looked at once.
+//!
+//! A stale bit, left by a socket closed and its number reused, can only
+//! make accept() skip a socket (or look at the accepted socket's own
+//! protocol again): it never overrides a program, nor touches a non-TCP
+//! socket. Descriptors past the bitmaps count as ours: inherited listeners
+//! come first, at low numbers.
 
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Descriptors below this are tracked; accept() treats others as inherited.
-const TRACKED: usize = 16384;
+/// Descriptors below this are tracked.
+const TRACKED: usize = 4096;
 
-static BITS: [AtomicU64; TRACKED / 64] = [const { AtomicU64::new(0) }; TRACKED / 64];
+type Bits = [AtomicU64; TRACKED / 64];
 
-fn slot(fd: c_int) -> Option<(&'static AtomicU64, u64)> {
+static OURS: Bits = [const { AtomicU64::new(0) }; TRACKED / 64];
+static INHERITED_TCP: Bits = [const { AtomicU64::new(0) }; TRACKED / 64];
+
+fn slot(bits: &'static Bits, fd: c_int) -> Option<(&'static AtomicU64, u64)> {
     let fd = usize::try_from(fd).ok().filter(|fd| *fd < TRACKED)?;
-    Some((&BITS[fd / 64], 1 << (fd % 64)))
+    Some((&bits[fd / 64], 1 << (fd % 64)))
 }
 
-/// Records that `fd` is a TCP socket made by our `socket()`.
-pub(crate) fn mark(fd: c_int) {
-    if let Some((word, bit)) = slot(fd) {
+fn set(bits: &'static Bits, fd: c_int) {
+    if let Some((word, bit)) = slot(bits, fd) {
         word.fetch_or(bit, Ordering::Release);
     }
 }
 
-/// True when `fd` was made by our `socket()` (or its number was, earlier).
-pub(crate) fn is_marked(fd: c_int) -> bool {
-    slot(fd).is_some_and(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
+fn get(bits: &'static Bits, fd: c_int) -> Option<bool> {
+    slot(bits, fd).map(|(word, bit)| word.load(Ordering::Acquire) & bit != 0)
+}
+
+/// Records that `fd` is the program's own (see the module docs).
+pub(crate) fn mark_ours(fd: c_int) {
+    set(&OURS, fd);
+}
+
+/// True when `fd` is the program's own, or past the tracked range.
+pub(crate) fn is_ours(fd: c_int) -> bool {
+    get(&OURS, fd).unwrap_or(true)
+}
+
+/// Records that `fd` is an inherited TCP listener.
+pub(crate) fn mark_inherited_tcp(fd: c_int) {
+    set(&INHERITED_TCP, fd);
+}
+
+/// True when `fd` was found to be an inherited TCP listener.
+pub(crate) fn is_inherited_tcp(fd: c_int) -> bool {
+    get(&INHERITED_TCP, fd).unwrap_or(false)
 }

@@ -3,23 +3,32 @@
 //! on the stack and written with one write(2); nothing is ever written into
 //! a socket that carries the program's data.
 
+use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int};
 use core::fmt::{self, Write};
 
 use keepalive_core::env::{Debug, Invalid};
 use keepalive_core::{Applied, Plan, sys};
 
-/// The longest `KEEPALIVE_DEBUG` path; it is copied to the stack, with its
-/// NUL, for each line, so it stays small (signal stacks can be 2 KiB).
+/// The longest `KEEPALIVE_DEBUG` path.
 const PATH_MAX: usize = 256;
+
+struct PathBuf(UnsafeCell<[u8; PATH_MAX]>);
+// SAFETY: written once, by the thread that publishes the configuration,
+// before it publishes READY; only read afterwards (see crate::Shared).
+unsafe impl Sync for PathBuf {}
+
+/// The `KEEPALIVE_DEBUG` file path, NUL-terminated: a copy, since programs
+/// that set their process title overwrite the environment block.
+static PATH: PathBuf = PathBuf(UnsafeCell::new([0; PATH_MAX]));
 
 /// Where the per-socket log goes.
 #[derive(Clone, Copy)]
 pub(crate) enum Sink {
     Off,
     Stderr,
-    /// A path inside the environment block, which lives as long as the
-    /// process (glibc never frees the strings the kernel put there).
+    /// The path, as found in the environment; logging uses the copy in
+    /// `PATH` made by [`keep_path`] (and nothing until it is made).
     File(&'static [u8]),
 }
 
@@ -28,7 +37,7 @@ impl Sink {
         match debug {
             Debug::Off => Sink::Off,
             Debug::Stderr => Sink::Stderr,
-            Debug::File(path) if path.len() < PATH_MAX => Sink::File(path),
+            Debug::File(path) if path.len() < PATH_MAX && !path.contains(&0) => Sink::File(path),
             // Too long to log to; keep the host's output clean rather than guess.
             Debug::File(_) => Sink::Off,
         }
@@ -57,15 +66,29 @@ impl Sink {
             // Never into a socket: stderr may be a service's connection.
             Sink::Stderr if sys::socket_domain(2).is_none() => line.send(2),
             Sink::Stderr => {}
-            Sink::File(path) => {
-                let mut buf = [0u8; PATH_MAX];
-                buf[..path.len()].copy_from_slice(path);
-                if let Ok(path) = CStr::from_bytes_until_nul(&buf) {
+            Sink::File(_) => {
+                // SAFETY: PATH is only written before READY (see PathBuf),
+                // and a Sink::File is only used after that.
+                let buf = unsafe { &*PATH.0.get() };
+                if let Ok(path) = CStr::from_bytes_until_nul(buf)
+                    && !path.is_empty()
+                {
                     line.finish();
                     sys::append_file(path, line.bytes());
                 }
             }
         }
+    }
+}
+
+/// Copies the debug file's path into `PATH`. Called once, by the thread that
+/// publishes the configuration, before READY.
+pub(crate) fn keep_path(sink: &Sink) {
+    if let Sink::File(path) = *sink {
+        // SAFETY: only the publishing thread writes, before READY.
+        let buf = unsafe { &mut *PATH.0.get() };
+        buf[..path.len()].copy_from_slice(path);
+        buf[path.len()] = 0;
     }
 }
 

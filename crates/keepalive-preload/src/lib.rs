@@ -76,17 +76,20 @@ fn config() -> Config {
 
 #[cold]
 fn init() -> Config {
+    // Another copy of this library later in the search order (a global
+    // install plus `keepalive run`) does the work; this one passes through.
+    if real::another_copy_follows() {
+        let cfg = Config { plan: Plan::EMPTY, debug: Sink::Off };
+        publish(cfg);
+        return cfg;
+    }
     let env = read_environ();
     let plan = Plan::new(&env.settings, KernelDefaults::read_proc);
-    let won = STATE
-        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok();
-    let debug = Sink::new(env.debug);
+    // In secure-execution mode (setuid, file capabilities) the environment
+    // is the unprivileged caller's: never let it name a file to write.
+    let debug = if secure_execution() { Sink::Off } else { Sink::new(env.debug) };
     let cfg = Config { plan, debug };
-    if won {
-        // SAFETY: this thread alone moved STATE out of UNINIT (see Shared).
-        unsafe { *CONFIG.0.get() = cfg };
-        STATE.store(READY, Ordering::Release);
+    if publish(cfg) {
         for invalid in env.invalid() {
             debug::warn(invalid);
         }
@@ -94,15 +97,37 @@ fn init() -> Config {
     cfg
 }
 
+/// Stores `cfg` as the configuration unless another thread got there
+/// first; true for the one thread that did.
+fn publish(cfg: Config) -> bool {
+    let won = STATE
+        .compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok();
+    if won {
+        // SAFETY: this thread alone moved STATE out of UNINIT (see Shared).
+        unsafe { *CONFIG.0.get() = cfg };
+        debug::keep_path(&cfg.debug);
+        STATE.store(READY, Ordering::Release);
+    }
+    won
+}
+
+fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector; it cannot fail.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
 unsafe extern "C" {
-    static environ: *const *const c_char;
+    /// libc's, which setenv(3) may replace at any time.
+    static mut environ: *const *const c_char;
 }
 
 /// Parses the process environment in place: no copy, no allocation.
 fn read_environ() -> FromEnv<'static> {
-    // SAFETY: environ is set up by libc before any constructor runs and
-    // stays valid; a NULL one (after clearenv) is an empty environment.
-    let mut p = unsafe { environ };
+    // SAFETY: environ is set up by libc before any constructor runs; it is
+    // read once, as a volatile load since other code may assign it, and a
+    // NULL one (after clearenv) is an empty environment.
+    let mut p = unsafe { (&raw const environ).read_volatile() };
     let vars = core::iter::from_fn(move || {
         if p.is_null() {
             return None;
@@ -137,15 +162,26 @@ fn apply(fd: c_int, call: debug::Call) {
 /// An accepted socket inherits keepalive from its listener. A listener our
 /// socket() made has what the program chose (ours, or its own, even off):
 /// leave its connections alone, at no cost. A listener from elsewhere
-/// (inherited across exec, socket activation): give keepalive to an
-/// accepted socket that has none and is TCP (not AF_UNIX, not SCTP).
+/// (inherited across exec, socket activation) is looked at once: not TCP
+/// (AF_UNIX, SCTP), it is remembered and left alone at no cost from then
+/// on; TCP, its accepted sockets that have no keepalive get it.
 fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
-    if created::is_marked(listener) || config().plan.is_empty() {
+    if created::is_ours(listener) || config().plan.is_empty() {
         return;
+    }
+    if !created::is_inherited_tcp(listener) {
+        match sys::getsockopt_int(listener, libc::SOL_SOCKET, libc::SO_PROTOCOL) {
+            Ok(p) if is_tcp_protocol(p) => created::mark_inherited_tcp(listener),
+            _ => {
+                created::mark_ours(listener);
+                return;
+            }
+        }
     }
     if sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != Ok(0) {
         return;
     }
+    // The listener's number could have been reused since it was looked at.
     match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) {
         Ok(p) if is_tcp_protocol(p) => apply(fd, debug::Call::Accept { listener, flags }),
         _ => {}
@@ -159,7 +195,6 @@ fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
 /// Same contract as libc's `socket`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
-    let saved = sys::errno();
     let Some(real) = real::socket() else {
         sys::set_errno(libc::ENOSYS);
         return -1;
@@ -167,18 +202,14 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     // SAFETY: real is the next `socket` in lookup order, same signature.
     let fd = unsafe { real(domain, ty, protocol) };
     if fd >= 0 {
+        // Every socket made here is the program's own: accept() on it
+        // leaves the program's choice alone.
+        created::mark_ours(fd);
         if is_tcp(domain, ty, protocol) {
-            created::mark(fd);
-            apply(
-                fd,
-                debug::Call::Socket {
-                    domain,
-                    ty,
-                    protocol,
-                },
-            );
+            let saved = sys::errno();
+            apply(fd, debug::Call::Socket { domain, ty, protocol });
+            sys::set_errno(saved);
         }
-        sys::set_errno(saved);
     }
     fd
 }
@@ -194,7 +225,6 @@ pub unsafe extern "C" fn accept(
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
 ) -> c_int {
-    let saved = sys::errno();
     let Some(real) = real::accept() else {
         sys::set_errno(libc::ENOSYS);
         return -1;
@@ -202,6 +232,7 @@ pub unsafe extern "C" fn accept(
     // SAFETY: real is the next `accept`; the caller vouches for addr/len.
     let conn = unsafe { real(fd, addr, len) };
     if conn >= 0 {
+        let saved = sys::errno();
         after_accept(fd, conn, None);
         sys::set_errno(saved);
     }
@@ -220,7 +251,6 @@ pub unsafe extern "C" fn accept4(
     len: *mut libc::socklen_t,
     flags: c_int,
 ) -> c_int {
-    let saved = sys::errno();
     let Some(real) = real::accept4() else {
         sys::set_errno(libc::ENOSYS);
         return -1;
@@ -228,6 +258,7 @@ pub unsafe extern "C" fn accept4(
     // SAFETY: real is the next `accept4`; the caller vouches for addr/len.
     let conn = unsafe { real(fd, addr, len, flags) };
     if conn >= 0 {
+        let saved = sys::errno();
         after_accept(fd, conn, Some(flags));
         sys::set_errno(saved);
     }

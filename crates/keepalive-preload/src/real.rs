@@ -22,8 +22,11 @@ fn next(slot: &AtomicPtr<c_void>, name: &CStr) -> Option<*mut c_void> {
     if !p.is_null() {
         return Some(p);
     }
+    // dlsym may change errno; the hooks pass the real call's errno through.
+    let saved = keepalive_core::sys::errno();
     // SAFETY: name is NUL-terminated; RTLD_NEXT looks past this library.
     let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    keepalive_core::sys::set_errno(saved);
     if p.is_null() {
         return None;
     }
@@ -48,4 +51,21 @@ pub(crate) fn accept() -> Option<AcceptFn> {
 pub(crate) fn accept4() -> Option<Accept4Fn> {
     // SAFETY: the symbol `accept4` has libc's accept4(2) signature.
     next(&ACCEPT4, c"accept4").map(|p| unsafe { core::mem::transmute::<*mut c_void, Accept4Fn>(p) })
+}
+
+/// Exported so that one copy of this library can find another.
+#[unsafe(no_mangle)]
+#[used]
+pub static keepalive_preload_v1: u8 = 1;
+
+/// True when another copy of this library comes after this one in lookup
+/// order (loaded twice: a global install plus `keepalive run` with another
+/// copy). The last copy does the work, so each option is set once and each
+/// warning printed once.
+pub(crate) fn another_copy_follows() -> bool {
+    let saved = keepalive_core::sys::errno();
+    // SAFETY: the name is NUL-terminated; RTLD_NEXT looks past this library.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"keepalive_preload_v1".as_ptr()) };
+    keepalive_core::sys::set_errno(saved);
+    !p.is_null()
 }
