@@ -75,7 +75,10 @@ impl RunScope {
         let cgroup = match Cgroup::create(&parent, &name) {
             // Left by an earlier run that had this pid and was killed.
             Err(Error::Path { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = Cgroup::open(&parent.join(&name))?.remove();
+                let stale = Cgroup::open(&parent.join(&name))?;
+                // Its pins too, or they would stay in bpffs for good.
+                Pins::lock()?.dir(stale.id()).remove()?;
+                let _ = stale.remove();
                 Cgroup::create(&parent, &name)?
             }
             other => other?,
@@ -144,16 +147,28 @@ impl RunScope {
         let signals = self.signals.insert(BlockedSignals::block(&TAKEN)?);
         signals.unblock_in_child(cmd);
         let mut child = cmd.spawn()?;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
+        let waited = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) => {}
+                Err(e) => break Err(e),
             }
             // SIGCHLD: look again; SIGINT, SIGQUIT: the command got them too.
-            let sig = signals.wait()?;
-            if sig == libc::SIGTERM || sig == libc::SIGHUP {
-                let _ = sys::kill(child.id(), sig);
+            match signals.wait() {
+                Ok(sig) if sig == libc::SIGTERM || sig == libc::SIGHUP => {
+                    let _ = sys::kill(child.id(), sig);
+                }
+                Ok(_) => {}
+                Err(e) => break Err(e),
             }
+        };
+        if waited.is_err() {
+            // Never leave the command running unenforced once the scope
+            // goes: stop it before the error is reported.
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        waited
     }
 
     /// Removes the cgroup, the pins and the link, unless processes the
