@@ -159,11 +159,14 @@ fn settings(a: &SettingsArgs) -> Settings {
 }
 
 /// `s` with `TCP_USER_TIMEOUT=auto` replaced by its value against
-/// `defaults` (the target namespace's), so that applying it reads nothing.
+/// `defaults` (the target namespace's; `None` when `s` sets every value
+/// `auto` sums), so that applying it reads nothing.
 fn resolve(s: Settings, defaults: Option<KernelDefaults>) -> Settings {
-    match (s.user_timeout, defaults) {
-        (Some(UserTimeout::Auto), Some(d)) => Settings {
-            user_timeout: s.user_timeout_ms(d).map(UserTimeout::Millis),
+    match s.user_timeout {
+        Some(UserTimeout::Auto) => Settings {
+            user_timeout: s
+                .user_timeout_ms(defaults.unwrap_or(KernelDefaults::BUILTIN))
+                .map(UserTimeout::Millis),
             ..s
         },
         _ => s,

@@ -6,15 +6,22 @@
 //! written before it is known to work: the library is test-loaded into
 //! `keepalive check` first (ld.so only prints an error and runs the program
 //! anyway when a preload does not load, so the exit status alone proves
-//! nothing). Every file is replaced atomically, so a program starting
-//! meanwhile sees the old file or the new one; in particular a running
-//! program that has the library mapped keeps the old copy.
+//! nothing), on every install, since an earlier `install --global` may
+//! already preload the file being replaced; the installed copy is
+//! test-loaded again, and the copy undone if it fails. The entry is only
+//! added when programs not run as root can read the library too. Every
+//! file is replaced atomically, so a program starting meanwhile sees the
+//! old file or the new one; in particular a running program that has the
+//! library mapped keeps the old copy. Nothing is written through a
+//! symbolic link, ld.so.preload is edited under an exclusive lock on its
+//! directory, and what the commands print comes after the work, so a
+//! closed stdout cannot stop it halfway.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
@@ -30,6 +37,9 @@ use crate::library::{self, FILE_NAME, LIBDIR};
 /// Mode of the files we create.
 const MODE: u32 = 0o644;
 
+/// Mode of the directories we create.
+const DIR_MODE: u32 = 0o755;
+
 /// How long the test-load may take: `keepalive check` runs in milliseconds,
 /// so only a library that hangs in its constructor reaches this.
 const TEST_LOAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +54,34 @@ fn installed_library() -> PathBuf {
 }
 
 pub fn install(args: &InstallArgs) -> anyhow::Result<Exit> {
+    let mut said = Vec::new();
+    let result = install_saying(args, &mut said);
+    print_lines(&said);
+    result
+}
+
+pub fn uninstall(args: &UninstallArgs) -> anyhow::Result<Exit> {
+    let mut said = Vec::new();
+    let result = uninstall_saying(args, &mut said);
+    print_lines(&said);
+    result
+}
+
+/// Prints what install or uninstall did, once it is done: a closed stdout
+/// (`keepalive install --global | true`) must not stop the work halfway,
+/// and is no error once the work is done.
+fn print_lines(lines: &[String]) {
+    let mut out = io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+/// [`install`], with what it has to say pushed to `said`.
+fn install_saying(args: &InstallArgs, said: &mut Vec<String>) -> anyhow::Result<Exit> {
     let action = if args.global {
         "install --global"
     } else {
@@ -57,98 +95,149 @@ pub fn install(args: &InstallArgs) -> anyhow::Result<Exit> {
     };
     let entry = installed_library();
     let target = root.host(&entry);
-    let mut out = io::stdout().lock();
+    let preload_path = Path::new(LD_SO_PRELOAD);
 
-    // Nothing is written before the library is known to load.
+    // Nothing is written through a symbolic link, nor before the library
+    // is known to load: an earlier `install --global` may have made every
+    // program preload the file this replaces.
+    root.refuse_symlinks(&library_path())?;
     if args.global {
-        test_load(&source)?;
+        root.refuse_symlinks(&preload_path_parts())?;
     }
+    test_load(&source)?;
     let copied = copy_library(&source, &target)?;
-    if args.global
-        && let Err(err) = test_load(&target)
-    {
+    if let Err(err) = test_load(&target) {
         // It loaded from where it was but not from where it went (a noexec
         // mount?): put the target back, so that "not installed" is true.
         copied.undo(&target)?;
         return Err(err);
     }
-    match copied {
-        Copied::Unchanged => writeln!(out, "{} is up to date", target.display())?,
+    said.push(match copied {
+        Copied::Unchanged { mode: None } => format!("{} is up to date", target.display()),
+        Copied::Unchanged { mode: Some(mode) } => format!(
+            "{} is up to date; its mode was {mode:04o}, now {MODE:04o}",
+            target.display()
+        ),
         Copied::Replaced { .. } => {
-            writeln!(out, "copied {} to {}", source.display(), target.display())?
+            format!("copied {} to {}", source.display(), target.display())
         }
-    }
+    });
     if !args.global {
         return Ok(Exit::Success);
     }
 
-    let file = root.host(Path::new(LD_SO_PRELOAD));
+    let file = root.host(preload_path);
+    root.refuse_unreadable(&entry, &file)?;
+    let _lock = root.lock_etc()?;
+    // Checked again now that no other keepalive can change it.
+    root.refuse_symlinks(&preload_path_parts())?;
     let existing = read_if_exists(&file)?;
     let mode = existing.as_ref().map_or(MODE, |e| e.mode);
     let mut preload = LdSoPreload::new(existing.map(|e| e.bytes).unwrap_or_default());
     for other in preload.entries() {
         if other != entry && other.file_name() == Some(OsStr::new(FILE_NAME)) {
-            writeln!(
-                out,
+            said.push(format!(
                 "warning: {} also preloads {}: remove one of the two, or both will act on \
                  every socket",
                 file.display(),
                 other.display()
-            )?;
+            ));
         }
     }
     if preload.add(&entry)? {
         write_atomic(&file, preload.as_bytes(), mode)?;
-        writeln!(out, "added {} to {}", entry.display(), file.display())?;
+        said.push(format!("added {} to {}", entry.display(), file.display()));
     } else {
-        writeln!(
-            out,
+        said.push(format!(
             "already installed: {} preloads {}",
             file.display(),
             entry.display()
-        )?;
+        ));
     }
-    write!(out, "{}", global_note())?;
+    said.push(global_note());
     Ok(Exit::Success)
 }
 
-pub fn uninstall(args: &UninstallArgs) -> anyhow::Result<Exit> {
+/// [`uninstall`], with what it has to say pushed to `said`.
+fn uninstall_saying(args: &UninstallArgs, said: &mut Vec<String>) -> anyhow::Result<Exit> {
     let root = Root::new(args.root.as_deref(), "uninstall --global")?;
     let entry = installed_library();
     let file = root.host(Path::new(LD_SO_PRELOAD));
-    let mut out = io::stdout().lock();
+    root.refuse_symlinks(&preload_path_parts())?;
+    let Some(_lock) = root.lock_existing_etc()? else {
+        said.push(format!("not installed: {} does not exist", file.display()));
+        return Ok(Exit::Success);
+    };
+    root.refuse_symlinks(&preload_path_parts())?;
     let Some(existing) = read_if_exists(&file)? else {
-        writeln!(out, "not installed: {} does not exist", file.display())?;
+        said.push(format!("not installed: {} does not exist", file.display()));
         return Ok(Exit::Success);
     };
     let mut preload = LdSoPreload::new(existing.bytes);
     if !preload.remove(&entry) {
-        writeln!(
-            out,
+        said.push(format!(
             "not installed: {} does not preload {}",
             file.display(),
             entry.display()
-        )?;
+        ));
         return Ok(Exit::Success);
     }
     if preload.is_blank() {
         remove_file(&file)?;
-        writeln!(
-            out,
+        said.push(format!(
             "removed {} (it preloaded nothing else)",
             file.display()
-        )?;
+        ));
     } else {
         write_atomic(&file, preload.as_bytes(), existing.mode)?;
-        writeln!(out, "removed {} from {}", entry.display(), file.display())?;
+        said.push(format!(
+            "removed {} from {}",
+            entry.display(),
+            file.display()
+        ));
     }
-    writeln!(
-        out,
+    said.push(format!(
         "Programs started from now on are not preloaded; running ones keep the library \
          until they restart. {} stays in place for `keepalive run`.",
         root.host(&entry).display()
-    )?;
+    ));
     Ok(Exit::Success)
+}
+
+/// The installed library and its directories below `/`, top down:
+/// `/usr`, `/usr/local`, ..., `/usr/local/lib/keepalive/libkeepalive.so`.
+fn library_path() -> Vec<PathBuf> {
+    path_parts(&installed_library())
+}
+
+/// `/etc` and `/etc/ld.so.preload`.
+fn preload_path_parts() -> Vec<PathBuf> {
+    path_parts(Path::new(LD_SO_PRELOAD))
+}
+
+/// The ancestors of the absolute `path` below `/`, top down, then `path`.
+fn path_parts(path: &Path) -> Vec<PathBuf> {
+    let mut parts: Vec<PathBuf> = path
+        .ancestors()
+        .filter(|p| p.parent().is_some())
+        .map(Path::to_owned)
+        .collect();
+    parts.reverse();
+    parts
+}
+
+/// `path` as a shell word.
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@%=".contains(&b))
+    {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// What a global preload means, printed after `install --global`.
@@ -157,7 +246,7 @@ fn global_note() -> String {
      (running ones once they restart).\n\
      Values a program's environment does not set (KEEPIDLE, KEEPINTVL, KEEPCNT) \
      come from the kernel defaults: see `keepalive sysctl`.\n\
-     Opt one program out with KEEPALIVE=off; undo with `keepalive uninstall --global`.\n"
+     Opt one program out with KEEPALIVE=off; undo with `keepalive uninstall --global`."
         .to_owned()
 }
 
@@ -204,6 +293,130 @@ impl Root {
             Some(dir) => dir.join(path.strip_prefix("/").unwrap_or(path)),
         }
     }
+
+    /// The tree, as the user named it.
+    fn name(&self) -> String {
+        match &self.dir {
+            None => "/".to_owned(),
+            Some(dir) => format!("--root {}", dir.display()),
+        }
+    }
+
+    /// Refuses when one of `paths` (absolute, in the tree; those that do
+    /// not exist yet are fine) is a symbolic link on the host: writing
+    /// through it could change a file outside the tree (`<root>/etc ->
+    /// /etc`), or replace a link with a file. On the live system only the
+    /// files themselves are checked: linked directories there are the
+    /// administrator's (`/usr/local -> /var/usrlocal` on image-based
+    /// systems), not a way out of a tree.
+    fn refuse_symlinks(&self, paths: &[PathBuf]) -> anyhow::Result<()> {
+        let files = [installed_library(), PathBuf::from(LD_SO_PRELOAD)];
+        let checked = paths
+            .iter()
+            .filter(|p| self.dir.is_some() || files.contains(p));
+        for path in checked {
+            let host = self.host(path);
+            match fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let to = fs::read_link(&host)
+                        .map(|to| format!(" (-> {})", to.display()))
+                        .unwrap_or_default();
+                    bail!(
+                        "{}{to} is a symbolic link: keepalive does not write through symbolic \
+                         links, which could change files outside {}; nothing was written. \
+                         Replace it with the directory or file itself",
+                        host.display(),
+                        self.name()
+                    );
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot stat {}", host.display())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses to preload `entry` into every program unless every program
+    /// can load it: each of its directories (in the tree) searchable by
+    /// others and the file readable by others. Otherwise every program not
+    /// run as root would get "cannot be preloaded ... ignored" from the
+    /// loader.
+    fn refuse_unreadable(&self, entry: &Path, file: &Path) -> anyhow::Result<()> {
+        let parts = path_parts(entry);
+        let mode = |path: &Path| -> anyhow::Result<u32> {
+            Ok(fs::metadata(path)
+                .with_context(|| format!("cannot stat {}", path.display()))?
+                .permissions()
+                .mode())
+        };
+        let mut closed = Vec::new();
+        for dir in &parts[..parts.len() - 1] {
+            let host = self.host(dir);
+            if mode(&host)? & 0o001 == 0 {
+                closed.push(host);
+            }
+        }
+        let (mut why, mut fixes) = (Vec::new(), Vec::new());
+        if !closed.is_empty() {
+            let names: Vec<String> = closed.iter().map(|d| d.display().to_string()).collect();
+            let words: Vec<String> = closed.iter().map(|d| shell_word(d)).collect();
+            why.push(format!("others cannot search {}", names.join(", ")));
+            fixes.push(format!("chmod o+x {}", words.join(" ")));
+        }
+        let library = self.host(entry);
+        if mode(&library)? & 0o004 == 0 {
+            why.push(format!("others cannot read {}", library.display()));
+            fixes.push(format!("chmod o+r {}", shell_word(&library)));
+        }
+        if fixes.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "{} was not added to {}: programs not run as root could not load it, since {}; \
+             run `{}` and install again",
+            library.display(),
+            file.display(),
+            why.join(" and "),
+            fixes.join(" && ")
+        );
+    }
+
+    /// Opens `<root>/etc`, creating it (mode 0755) when missing, and takes
+    /// an exclusive lock on it, so that two keepalive commands do not
+    /// read-modify-write ld.so.preload at once. Released when dropped.
+    fn lock_etc(&self) -> anyhow::Result<File> {
+        let etc = self.host(Path::new("/etc"));
+        match fs::DirBuilder::new().mode(DIR_MODE).create(&etc) {
+            // The umask narrowed the mode.
+            Ok(()) => fs::set_permissions(&etc, fs::Permissions::from_mode(DIR_MODE))
+                .with_context(|| format!("cannot set the mode of {}", etc.display()))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", etc.display()));
+            }
+        }
+        self.lock_existing_etc()?
+            .with_context(|| format!("{} vanished", etc.display()))
+    }
+
+    /// Like [`lock_etc`](Self::lock_etc), but `None` when `<root>/etc`
+    /// does not exist.
+    fn lock_existing_etc(&self) -> anyhow::Result<Option<File>> {
+        let etc = self.host(Path::new("/etc"));
+        let dir = match File::open(&etc) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot open {}", etc.display())),
+        };
+        lock_exclusive(&dir).with_context(|| format!("cannot lock {}", etc.display()))?;
+        Ok(Some(dir))
+    }
+}
+
+/// flock(2) `LOCK_EX` on `file`, waiting for it.
+fn lock_exclusive(file: &File) -> io::Result<()> {
+    file.lock()
 }
 
 /// The effective uid from the text of /proc/self/status
@@ -220,8 +433,9 @@ fn effective_uid(status: &str) -> Option<u32> {
 
 /// What [`copy_library`] did.
 enum Copied {
-    /// The target already held the same bytes.
-    Unchanged,
+    /// The target already held the same bytes; `mode`: its mode before,
+    /// when it was not [`MODE`] (it is now).
+    Unchanged { mode: Option<u32> },
     /// The target was written; it held `previous` before (`None`: absent).
     Replaced { previous: Option<Existing> },
 }
@@ -230,7 +444,7 @@ impl Copied {
     /// Puts the target back as it was.
     fn undo(self, target: &Path) -> anyhow::Result<()> {
         match self {
-            Copied::Unchanged => Ok(()),
+            Copied::Unchanged { .. } => Ok(()),
             Copied::Replaced { previous: None } => remove_file(target),
             Copied::Replaced {
                 previous: Some(previous),
@@ -240,13 +454,20 @@ impl Copied {
 }
 
 /// Copies `source` to `target` (mode 0644, atomically), unless `target`
-/// already holds the same bytes.
+/// already holds the same bytes; then only its mode is made 0644.
 fn copy_library(source: &Path, target: &Path) -> anyhow::Result<Copied> {
     let bytes = fs::read(source)
         .with_context(|| format!("cannot read the library {}", source.display()))?;
     let previous = read_if_exists(target)?;
-    if previous.as_ref().is_some_and(|p| p.bytes == bytes) {
-        return Ok(Copied::Unchanged);
+    if let Some(previous) = previous.as_ref().filter(|p| p.bytes == bytes) {
+        if previous.mode == MODE {
+            return Ok(Copied::Unchanged { mode: None });
+        }
+        fs::set_permissions(target, fs::Permissions::from_mode(MODE))
+            .with_context(|| format!("cannot set the mode of {}", target.display()))?;
+        return Ok(Copied::Unchanged {
+            mode: Some(previous.mode),
+        });
     }
     write_atomic(target, &bytes, MODE)?;
     Ok(Copied::Replaced { previous })

@@ -2,12 +2,15 @@
 //! a directory of the test's own: the host's /etc/ld.so.preload is never
 //! touched.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::util::{Output, TIMEOUT, bare, is_root, nodelay_lib, preload, run, skip, tool};
+use crate::util::{
+    Output, TIMEOUT, bare, is_root, nodelay_lib, preload, run, skip, spawn, tool, wait,
+};
 
 /// The entry `install --global` writes.
 const ENTRY: &str = "/usr/local/lib/keepalive/libkeepalive.so";
@@ -230,9 +233,16 @@ fn uninstall_keeps_the_other_entries_of_our_line() {
 /// checks that nothing changed: ld.so.preload and the installed library
 /// (or their absence) are exactly as before, inode and mtime included.
 fn assert_refused(root: &Root, lib: &Path, expected: &str) -> Output {
+    assert_refused_by(root, &["install", "--global"], lib, expected)
+}
+
+/// [`assert_refused`] for `<args> --library <lib>`.
+fn assert_refused_by(root: &Root, args: &[&str], lib: &Path, expected: &str) -> Output {
     let file = snapshot(&root.preload_file());
     let library = snapshot(&root.library());
-    let out = root.keepalive(&["install", "--global", "--library", lib.to_str().unwrap()]);
+    let mut args = args.to_vec();
+    args.extend(["--library", lib.to_str().unwrap()]);
+    let out = root.keepalive(&args);
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(out.stderr.contains(expected), "{out}");
     assert!(
@@ -381,4 +391,299 @@ fn install_undoes_the_copy_when_it_does_not_load_where_installed() {
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(!root.library().exists(), "no copy left behind\n{out}");
     assert_eq!(snapshot(&root.preload_file()), file, "{out}");
+}
+
+#[test]
+fn install_without_global_refuses_a_library_that_does_not_load() {
+    // An earlier `install --global` made every program preload the file
+    // that a plain `install` replaces: it must be test-loaded too.
+    let root = Root::new("local-garbage");
+    root.ok(&["install", "--global"]);
+    let garbage = root.0.join("libkeepalive.so");
+    std::fs::write(&garbage, b"garbage").unwrap();
+    let out = assert_refused_by(&root, &["install"], &garbage, "does not load");
+    assert!(out.stderr.contains("cannot be preloaded"), "{out}");
+    assert_eq!(
+        std::fs::read(root.library()).unwrap(),
+        std::fs::read(preload()).unwrap()
+    );
+    assert_eq!(text(&root.preload_file()), format!("{ENTRY}\n"));
+}
+
+#[test]
+fn install_without_global_refuses_a_library_whose_constructor_aborts() {
+    if tool("gcc").is_none() {
+        skip!("gcc is not installed, and the aborting library is built from C");
+    }
+    let root = Root::new("abort");
+    root.ok(&["install", "--global"]);
+    let source = root.0.join("abort.c");
+    std::fs::write(
+        &source,
+        "#include <stdlib.h>\n\
+         __attribute__((constructor)) static void die(void) { abort(); }\n",
+    )
+    .unwrap();
+    let lib = root.0.join("libabort.so");
+    let out = run(
+        bare("gcc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&lib)
+            .arg(&source),
+        TIMEOUT,
+    );
+    assert!(out.status.success(), "gcc failed\n{out}");
+    assert_refused_by(
+        &root,
+        &["install"],
+        &lib,
+        "does not give a new socket keepalive",
+    );
+    assert_eq!(
+        std::fs::read(root.library()).unwrap(),
+        std::fs::read(preload()).unwrap()
+    );
+}
+
+/// `sh -c 'umask 077 && exec keepalive <args> --root <root>'`.
+fn keepalive_under_umask_077(root: &Root, args: &[&str]) -> Output {
+    let mut cmd = bare("sh");
+    cmd.args(["-c", "umask 077 && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_keepalive"))
+        .args(args)
+        .arg("--root")
+        .arg(&root.0)
+        .env("KEEPALIVE_LIBRARY", preload());
+    run(&mut cmd, TIMEOUT)
+}
+
+#[test]
+fn install_under_umask_077_creates_directories_everyone_can_search() {
+    let root = Root::new("umask");
+    let out = keepalive_under_umask_077(&root, &["install", "--global"]);
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    for dir in [
+        "etc",
+        "usr",
+        "usr/local",
+        "usr/local/lib",
+        "usr/local/lib/keepalive",
+    ] {
+        assert_eq!(mode(&root.0.join(dir)), 0o755, "{dir}\n{out}");
+    }
+    assert_eq!(mode(&root.library()), 0o644, "{out}");
+    assert_eq!(mode(&root.preload_file()), 0o644, "{out}");
+    assert_eq!(text(&root.preload_file()), format!("{ENTRY}\n"), "{out}");
+}
+
+#[test]
+fn install_global_refuses_a_library_others_cannot_reach() {
+    let root = Root::new("closed");
+    let dir = root.library().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700)).unwrap();
+    let out = root.keepalive(&["install", "--global"]);
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(
+        out.stderr.contains(&format!("chmod o+x {}", dir.display())),
+        "the message names the fix\n{out}"
+    );
+    assert!(!root.preload_file().exists(), "{out}");
+    assert_eq!(mode(&dir), 0o700, "an existing directory keeps its mode");
+
+    // The file itself must be readable by others too.
+    std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o755)).unwrap();
+    let lib = root.0.join("libkeepalive.so");
+    std::fs::copy(preload(), &lib).unwrap();
+    std::fs::set_permissions(&lib, PermissionsExt::from_mode(0o600)).unwrap();
+    root.ok(&["install", "--library", lib.to_str().unwrap()]);
+    std::fs::set_permissions(root.library(), PermissionsExt::from_mode(0o640)).unwrap();
+    // An identical library gets its mode back.
+    let out = root.ok(&["install", "--global"]);
+    assert_eq!(mode(&root.library()), 0o644, "{out}");
+    assert_eq!(text(&root.preload_file()), format!("{ENTRY}\n"), "{out}");
+}
+
+#[test]
+fn install_makes_an_identical_library_0644() {
+    let root = Root::new("mode");
+    root.ok(&["install"]);
+    std::fs::set_permissions(root.library(), PermissionsExt::from_mode(0o600)).unwrap();
+    let out = root.ok(&["install"]);
+    assert_eq!(mode(&root.library()), 0o644, "{out}");
+    assert!(out.stdout.contains("is up to date"), "{out}");
+}
+
+/// Every file under `dir` with its content (a link as its target), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_symlink() {
+                let to = std::fs::read_link(&path).unwrap();
+                out.push((path, to.into_os_string().into_encoded_bytes()));
+            } else if meta.is_dir() {
+                out.push((path.clone(), Vec::new()));
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn install_and_uninstall_refuse_to_write_through_symlinks() {
+    let outside = Root::new("outside");
+    std::fs::write(outside.0.join("ld.so.preload"), OTHERS).unwrap();
+    std::fs::create_dir_all(outside.0.join("lib")).unwrap();
+    std::fs::copy(preload(), outside.0.join("lib/libkeepalive.so")).unwrap();
+    let before = tree(&outside.0);
+    let cases: [(&str, &str, &Path, &[&str]); 7] = [
+        ("link-etc", "etc", &outside.0, &["install", "--global"]),
+        (
+            "link-preload",
+            "etc/ld.so.preload",
+            &outside.0.join("ld.so.preload"),
+            &["install", "--global"],
+        ),
+        (
+            "link-uninstall",
+            "etc/ld.so.preload",
+            &outside.0.join("ld.so.preload"),
+            &["uninstall", "--global"],
+        ),
+        ("link-usr", "usr", &outside.0, &["install"]),
+        ("link-local", "usr/local", &outside.0, &["install"]),
+        (
+            "link-libdir",
+            "usr/local/lib/keepalive",
+            &outside.0.join("lib"),
+            &["install", "--global"],
+        ),
+        (
+            "link-lib",
+            ENTRY.trim_start_matches('/'),
+            &outside.0.join("lib/libkeepalive.so"),
+            &["install"],
+        ),
+    ];
+    for (name, link, to, args) in cases {
+        let root = Root::new(name);
+        let link = root.0.join(link);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(to, &link).unwrap();
+        let inside = tree(&root.0);
+        let out = root.keepalive(args);
+        assert_eq!(out.status.code(), Some(1), "{name}\n{out}");
+        assert!(out.stderr.contains("symbolic link"), "{name}\n{out}");
+        assert!(
+            out.stderr.contains(&link.display().to_string()),
+            "{name}: the message names the link\n{out}"
+        );
+        assert_eq!(tree(&root.0), inside, "{name}: nothing written\n{out}");
+        assert_eq!(tree(&outside.0), before, "{name}: nothing outside\n{out}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_work() {
+    let root = Root::new("pipe");
+    root.write_preload_file(OTHERS);
+    // `keepalive ... | true`: the reading end is closed before it prints.
+    let closed = |args: &[&str]| -> Output {
+        let mut child = spawn(keepalive().args(args).arg("--root").arg(&root.0));
+        drop(child.stdout.take());
+        wait(child, TIMEOUT)
+    };
+    let out = closed(&["install", "--global"]);
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(
+        text(&root.preload_file()),
+        format!("{OTHERS}{ENTRY}\n"),
+        "{out}"
+    );
+    assert!(root.library().is_file(), "{out}");
+    let out = closed(&["uninstall", "--global"]);
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(text(&root.preload_file()), OTHERS, "{out}");
+}
+
+/// An exclusive flock(2) on `file`, released when the file is closed.
+fn flock_exclusive(file: &std::fs::File) {
+    // SAFETY: flock(2) on a descriptor `file` keeps open for the call.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
+}
+
+/// Runs `keepalive <args>` while this test holds the lock on `<root>/etc`,
+/// waits until /proc/locks shows it waiting for the lock, lets `edit`
+/// change ld.so.preload meanwhile (as another writer would), releases the
+/// lock and returns what the command did.
+fn run_behind_the_lock(root: &Root, args: &[&str], edit: impl FnOnce()) -> Output {
+    let etc = std::fs::File::open(root.0.join("etc")).unwrap();
+    flock_exclusive(&etc);
+    let before = snapshot(&root.preload_file());
+    let child = spawn(keepalive().args(args).arg("--root").arg(&root.0));
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut child = Some(child);
+    loop {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+        let waiting = locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->") && fields.contains(&"FLOCK") && fields.contains(&&*pid)
+        });
+        if waiting {
+            break;
+        }
+        let c = child.as_mut().unwrap();
+        if c.try_wait().unwrap().is_some() || Instant::now() >= deadline {
+            let out = wait(child.take().unwrap(), TIMEOUT);
+            panic!("keepalive {args:?} did not wait for the lock on <root>/etc\n{out}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(snapshot(&root.preload_file()), before);
+    edit();
+    drop(etc);
+    wait(child.unwrap(), TIMEOUT)
+}
+
+#[test]
+fn install_and_uninstall_edit_ld_so_preload_under_a_lock() {
+    if !Path::new("/proc/locks").exists() {
+        skip!("no /proc/locks to see a process wait for a lock");
+    }
+    let root = Root::new("lock");
+    root.write_preload_file(OTHERS);
+    let out = run_behind_the_lock(&root, &["install", "--global"], || {
+        std::fs::write(root.preload_file(), format!("{OTHERS}/opt/other.so\n")).unwrap();
+    });
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(
+        text(&root.preload_file()),
+        format!("{OTHERS}/opt/other.so\n{ENTRY}\n"),
+        "the edit made while it waited is kept\n{out}"
+    );
+
+    let out = run_behind_the_lock(&root, &["uninstall", "--global"], || {
+        std::fs::write(
+            root.preload_file(),
+            format!("{OTHERS}/opt/other.so\n{ENTRY}\n/opt/third.so\n"),
+        )
+        .unwrap();
+    });
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(
+        text(&root.preload_file()),
+        format!("{OTHERS}/opt/other.so\n/opt/third.so\n"),
+        "{out}"
+    );
 }

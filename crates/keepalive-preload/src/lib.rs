@@ -79,7 +79,10 @@ fn init() -> Config {
     // Another copy of this library later in the search order (a global
     // install plus `keepalive run`) does the work; this one passes through.
     if real::another_copy_follows() {
-        let cfg = Config { plan: Plan::EMPTY, debug: Sink::Off };
+        let cfg = Config {
+            plan: Plan::EMPTY,
+            debug: Sink::Off,
+        };
         publish(cfg);
         return cfg;
     }
@@ -87,7 +90,11 @@ fn init() -> Config {
     let plan = Plan::new(&env.settings, KernelDefaults::read_proc);
     // In secure-execution mode (setuid, file capabilities) the environment
     // is the unprivileged caller's: never let it name a file to write.
-    let debug = if secure_execution() { Sink::Off } else { Sink::new(env.debug) };
+    let debug = if secure_execution() {
+        Sink::Off
+    } else {
+        Sink::new(env.debug)
+    };
     let cfg = Config { plan, debug };
     if publish(cfg) {
         for invalid in env.invalid() {
@@ -207,7 +214,14 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         created::mark_ours(fd);
         if is_tcp(domain, ty, protocol) {
             let saved = sys::errno();
-            apply(fd, debug::Call::Socket { domain, ty, protocol });
+            apply(
+                fd,
+                debug::Call::Socket {
+                    domain,
+                    ty,
+                    protocol,
+                },
+            );
             sys::set_errno(saved);
         }
     }
