@@ -371,14 +371,16 @@ pub struct SysctlPersistArgs {
 
 /// Install libkeepalive.so; with --global, preload it into every program.
 ///
-/// Copies the library to /usr/local/lib/keepalive/ (where `keepalive run`
-/// finds it), atomically, and only when it changed.
+/// The library is first test-loaded (`keepalive check` runs under it and
+/// must report SO_KEEPALIVE on), then copied to /usr/local/lib/keepalive/
+/// (where `keepalive run` finds it), atomically and only when it changed,
+/// and the copy is test-loaded too.
 ///
-/// With --global the library is first test-loaded (`keepalive check` runs
-/// under it and must report SO_KEEPALIVE on), then added to
-/// /etc/ld.so.preload: the file is replaced atomically, every other entry
-/// and comment is kept, and nothing changes when the entry is already there.
-/// A library that does not load is refused and nothing is written.
+/// With --global it is then added to /etc/ld.so.preload, under a lock: the
+/// file is replaced atomically, every other entry and comment is kept, and
+/// nothing changes when the entry is already there. A library that does
+/// not load, or that other users could not read, is refused and nothing is
+/// written.
 ///
 /// Every dynamically linked program started afterwards gets keepalive.
 /// KEEPIDLE, KEEPINTVL, KEEPCNT and TCP_USER_TIMEOUT still apply where a
