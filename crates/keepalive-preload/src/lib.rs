@@ -76,9 +76,9 @@ fn config() -> Config {
 
 #[cold]
 fn init() -> Config {
-    // Another copy of this library later in the search order (a global
+    // Another copy of this library earlier in the search order (a global
     // install plus `keepalive run`) does the work; this one passes through.
-    if real::another_copy_follows() {
+    if real::another_copy_came_first() {
         let cfg = Config {
             plan: Plan::EMPTY,
             debug: Sink::Off,

@@ -53,19 +53,32 @@ pub(crate) fn accept4() -> Option<Accept4Fn> {
     next(&ACCEPT4, c"accept4").map(|p| unsafe { core::mem::transmute::<*mut c_void, Accept4Fn>(p) })
 }
 
-/// Exported so that one copy of this library can find another.
+/// This copy of the library: a private static, so that its address, taken
+/// here, is this copy's own (an exported symbol's address would be the one
+/// that interposes it: the first copy's).
+static THIS_COPY: u8 = 0;
+
+/// Exported so that copies of this library can find the first one: dlsym
+/// returns the first copy's, whose value names that copy.
 #[unsafe(no_mangle)]
 #[used]
-pub static keepalive_preload_v1: u8 = 1;
+pub static keepalive_preload_v1: &u8 = &THIS_COPY;
 
-/// True when another copy of this library comes after this one in lookup
-/// order (loaded twice: a global install plus `keepalive run` with another
-/// copy). The last copy does the work, so each option is set once and each
-/// warning printed once.
-pub(crate) fn another_copy_follows() -> bool {
+/// True when another copy of this library came before this one: the first
+/// copy in lookup order does the work, so each option is set once and each
+/// warning printed once (loaded twice: a global install plus `keepalive run`
+/// with another copy). The lookup always succeeds, finding at least our own
+/// marker, so it costs one hash lookup per loaded object and no dlerror
+/// state.
+pub(crate) fn another_copy_came_first() -> bool {
     let saved = keepalive_core::sys::errno();
-    // SAFETY: the name is NUL-terminated; RTLD_NEXT looks past this library.
-    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"keepalive_preload_v1".as_ptr()) };
+    // SAFETY: the name is NUL-terminated.
+    let first = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"keepalive_preload_v1".as_ptr()) };
     keepalive_core::sys::set_errno(saved);
-    !p.is_null()
+    if first.is_null() {
+        return false;
+    }
+    // SAFETY: the symbol is a copy of this library's marker, a `&u8`.
+    let first_copy: &u8 = unsafe { *first.cast::<&u8>() };
+    !core::ptr::eq(first_copy, &THIS_COPY)
 }
