@@ -106,15 +106,6 @@ pub fn append_file(path: &CStr, bytes: &[u8]) {
     }
 }
 
-/// True when `path` exists (access(2) with `F_OK`); errno is left as found.
-pub fn exists(path: &CStr) -> bool {
-    let saved = errno();
-    // SAFETY: path is NUL-terminated.
-    let r = unsafe { libc::access(path.as_ptr(), libc::F_OK) };
-    set_errno(saved);
-    r == 0
-}
-
 /// The address family of the socket `fd`, `None` when `fd` is not an open
 /// socket.
 pub fn socket_domain(fd: c_int) -> Option<c_int> {

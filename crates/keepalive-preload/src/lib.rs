@@ -76,15 +76,9 @@ fn config() -> Config {
 
 #[cold]
 fn init() -> Config {
-    let (env, named) = read_environ();
     // Another copy of this library earlier in the search order (a global
-    // install plus `keepalive run`, which names it in LD_PRELOAD) does the
-    // work; this one passes through. Looked for only when two copies may be
-    // loaded: LD_PRELOAD names keepalive twice, or once with an
-    // /etc/ld.so.preload present. Every other process start skips the
-    // lookup (a global install alone: not one extra system call).
-    let maybe_twice = named >= 2 || (named == 1 && sys::exists(c"/etc/ld.so.preload"));
-    if maybe_twice && real::another_copy_came_first() {
+    // install plus `keepalive run`) does the work; this one passes through.
+    if real::another_copy_came_first() {
         let cfg = Config {
             plan: Plan::EMPTY,
             debug: Sink::Off,
@@ -92,6 +86,7 @@ fn init() -> Config {
         publish(cfg);
         return cfg;
     }
+    let env = read_environ();
     let plan = Plan::new(&env.settings, KernelDefaults::read_proc);
     // In secure-execution mode (setuid, file capabilities) the environment
     // is the unprivileged caller's: never let it name a file to write.
@@ -134,15 +129,13 @@ unsafe extern "C" {
     static mut environ: *const *const c_char;
 }
 
-/// Parses the process environment in place: no copy, no allocation. Also
-/// counts the keepalive libraries `LD_PRELOAD` names.
-fn read_environ() -> (FromEnv<'static>, usize) {
+/// Parses the process environment in place: no copy, no allocation.
+fn read_environ() -> FromEnv<'static> {
     // SAFETY: environ is set up by libc before any constructor runs; it is
     // read once, as a volatile load since other code may assign it, and a
     // NULL one (after clearenv) is an empty environment.
     let mut p = unsafe { (&raw const environ).read_volatile() };
-    let mut named = 0;
-    let vars = core::iter::from_fn(|| {
+    let vars = core::iter::from_fn(move || {
         if p.is_null() {
             return None;
         }
@@ -158,14 +151,9 @@ fn read_environ() -> (FromEnv<'static>, usize) {
         let bytes: &'static [u8] = unsafe { CStr::from_ptr(entry) }.to_bytes();
         let eq = bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len());
         let (name, value) = bytes.split_at(eq);
-        let value = value.get(1..).unwrap_or(&[]);
-        if name == b"LD_PRELOAD" {
-            named = value.windows(9).filter(|w| *w == b"keepalive").count();
-        }
-        Some((name, value))
+        Some((name, value.get(1..).unwrap_or(&[])))
     });
-    let env = env::from_vars(vars);
-    (env, named)
+    env::from_vars(vars)
 }
 
 /// Applies the configuration to a new TCP socket. Callers restore errno.
