@@ -738,3 +738,94 @@ fn bad_value_warned_once_when_another_constructor_calls_socket_first() {
         );
     }
 }
+
+/// Removes a directory tree on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the probe as nobody, with a global preload (an /etc/ld.so.preload
+/// in a private mount namespace: the host's /etc is never touched) and
+/// `KEEPALIVE_DEBUG` naming a file in a directory anyone may write.
+fn probe_as_nobody_with_global_preload(dir: &Path, exe: &Path, log: &Path) -> Output {
+    let script = "mount --bind \"$1\" /etc && shift && exec \"$@\"";
+    let mut cmd = bare("unshare");
+    cmd.args(["-m", "sh", "-c", script, "sh"])
+        .arg(dir.join("etc"))
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .arg(exe)
+        .args(["socket", "inet", "stream", "tcp"])
+        .envs(SETTINGS)
+        .env("KEEPALIVE_DEBUG", log);
+    run_ok(&mut cmd)
+}
+
+/// A setuid program reached through a global preload runs with the
+/// unprivileged caller's environment: `KEEPALIVE_DEBUG` must not make it
+/// create or append to a file as root. Keepalive itself still applies.
+#[test]
+fn setuid_program_ignores_keepalive_debug() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        skip!("a setuid program and a private mount namespace need root");
+    }
+    if tool("unshare").is_none() || tool("setpriv").is_none() {
+        skip!("unshare and setpriv (util-linux) are needed");
+    }
+    let dir = TempDir(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("secure-{}", std::process::id())),
+    );
+    let logs = dir.0.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mode =
+        |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(&dir.0, 0o755);
+    mode(&logs, 0o777);
+    let lib = dir.0.join("libkeepalive.so");
+    std::fs::copy(preload(), &lib).unwrap();
+    mode(&lib, 0o644);
+    let copied = run_ok(bare("cp").arg("-a").arg("/etc").arg(dir.0.join("etc")));
+    drop(copied);
+    std::fs::write(
+        dir.0.join("etc/ld.so.preload"),
+        format!("{}\n", lib.display()),
+    )
+    .unwrap();
+    let plain = dir.0.join("probe");
+    let suid = dir.0.join("suid-probe");
+    std::fs::copy(probe(), &plain).unwrap();
+    std::fs::copy(probe(), &suid).unwrap();
+    mode(&plain, 0o755);
+    mode(&suid, 0o4755);
+
+    // The control: not setuid, the log is written (as nobody).
+    let plain_log = logs.join("plain.log");
+    let out = probe_as_nobody_with_global_preload(&dir.0, &plain, &plain_log);
+    assert_eq!(
+        out.only("socket").keepalive(),
+        Keepalive::configured(),
+        "{out}"
+    );
+    assert!(plain_log.exists(), "the control wrote no log\n{out}");
+
+    let suid_log = logs.join("suid.log");
+    let out = probe_as_nobody_with_global_preload(&dir.0, &suid, &suid_log);
+    assert_eq!(
+        out.only("socket").keepalive(),
+        Keepalive::configured(),
+        "{out}"
+    );
+    assert!(
+        !suid_log.exists(),
+        "a setuid program wrote the caller's KEEPALIVE_DEBUG file\n{out}"
+    );
+}
