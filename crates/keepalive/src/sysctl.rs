@@ -112,7 +112,7 @@ impl DefaultsChange {
     }
 }
 
-/// What [`set_kernel_defaults_in`] did to one key.
+/// What [`set_kernel_defaults_with`] did to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Written {
     /// The key.
@@ -123,7 +123,7 @@ pub struct Written {
     pub new: u64,
 }
 
-/// Why [`set_kernel_defaults_in`] changed nothing.
+/// Why [`set_kernel_defaults_with`] failed (nothing changed, unless it says otherwise).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SetError {
