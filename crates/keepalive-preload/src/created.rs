@@ -33,7 +33,11 @@ fn slot(bits: &'static Bits, fd: c_int) -> Option<(&'static AtomicU64, u64)> {
 
 fn set(bits: &'static Bits, fd: c_int) {
     if let Some((word, bit)) = slot(bits, fd) {
-        word.fetch_or(bit, Ordering::Release);
+        // Descriptor numbers are reused: most often the bit is already set,
+        // and a plain load is cheaper than a read-modify-write.
+        if word.load(Ordering::Relaxed) & bit == 0 {
+            word.fetch_or(bit, Ordering::Release);
+        }
     }
 }
 

@@ -195,6 +195,12 @@ fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
     }
 }
 
+/// True for the socket types that listen(2) accepts.
+const fn can_listen(ty: c_int) -> bool {
+    let ty = ty & 0xf;
+    ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET
+}
+
 /// socket(2), with keepalive switched on for TCP sockets.
 ///
 /// # Safety
@@ -209,9 +215,12 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     // SAFETY: real is the next `socket` in lookup order, same signature.
     let fd = unsafe { real(domain, ty, protocol) };
     if fd >= 0 {
-        // Every socket made here is the program's own: accept() on it
-        // leaves the program's choice alone.
-        created::mark_ours(fd);
+        // Every socket that can listen made here is the program's own:
+        // accept() on it leaves the program's choice alone. (Datagram
+        // sockets, the common other kind, cannot listen: no mark.)
+        if can_listen(ty) {
+            created::mark_ours(fd);
+        }
         if is_tcp(domain, ty, protocol) {
             let saved = sys::errno();
             apply(
