@@ -211,6 +211,40 @@ impl Cgroup {
         Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// The processes in it and in every cgroup below it.
+    pub fn subtree_procs(&self) -> io::Result<Vec<u32>> {
+        fn walk(dir: &Path, pids: &mut Vec<u32>) -> io::Result<()> {
+            let text = fs::read_to_string(dir.join("cgroup.procs"))?;
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    walk(&entry.path(), pids)?;
+                }
+            }
+            Ok(())
+        }
+        let mut pids = Vec::new();
+        walk(&self.path, &mut pids)?;
+        Ok(pids)
+    }
+
+    /// Removes the cgroups below it, deepest first; they must hold no
+    /// process (EBUSY otherwise).
+    pub fn remove_children(&self) -> io::Result<()> {
+        fn walk(dir: &Path) -> io::Result<()> {
+            for entry in fs::read_dir(dir)? {
+                let entry = entry?;
+                if entry.file_type()?.is_dir() {
+                    walk(&entry.path())?;
+                    fs::remove_dir(entry.path())?;
+                }
+            }
+            Ok(())
+        }
+        walk(&self.path)
+    }
+
     /// Moves process `pid` (with all its threads) into this cgroup. Its
     /// existing sockets stay where they were created; new ones are made here.
     pub fn add_process(&self, pid: u32) -> io::Result<()> {

@@ -186,11 +186,16 @@ impl RunScope {
         let Some(cgroup) = self.cgroup.as_ref() else {
             return Ok(Finished::Removed);
         };
-        let pids = cgroup.procs().unwrap_or_default();
-        if pids.is_empty() {
+        // The command may have made cgroups of its own below ours: their
+        // processes count, and empty ones must go before ours can. When
+        // that cannot be told, keep everything: enforcement must not end
+        // under a process still running.
+        let pids = cgroup.subtree_procs();
+        if pids.as_ref().is_ok_and(Vec::is_empty) && cgroup.remove_children().is_ok() {
             self.clean_up()?;
             return Ok(Finished::Removed);
         }
+        let pids = pids.unwrap_or_default();
         let _pins = Pins::lock()?;
         if let (Some(link), Some(dir)) = (&self.link, &self.pin_dir) {
             link.pin(&dir.c_link()?, &dir.link())?;

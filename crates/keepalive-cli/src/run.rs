@@ -106,15 +106,21 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
         Ok(Finished::Removed) => {}
         Ok(Finished::Left { cgroup, pids }) => {
             let dir = cgroup.display();
+            let who = if pids.is_empty() {
+                "processes the command started may still run".to_owned()
+            } else {
+                let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+                format!(
+                    "{} process(es) the command started still run (pid {})",
+                    pids.len(),
+                    list.join(", ")
+                )
+            };
             eprintln!(
-                "keepalive: {} process(es) the command started still run in {dir} (pid {}): \
-                 keepalive stays enforced there; once they have exited, undo it with \
-                 `keepalive enforce --cgroup {dir} --remove` and `rmdir {dir}`",
-                pids.len(),
-                pids.iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "keepalive: {who} in {dir} or below it: keepalive stays enforced there; \
+                 once they have exited, undo it with \
+                 `keepalive enforce --cgroup {dir} --remove`, then remove the cgroup \
+                 (`rmdir`, the cgroups below it first)"
             );
         }
         Err(err) => eprintln!(

@@ -673,3 +673,110 @@ fn errors_name_the_problem() {
         );
     }
 }
+
+/// The command's own cgroups below the run cgroup: empty ones are removed
+/// with it; a process left in one keeps enforcement, and the cgroup stays.
+#[test]
+fn run_enforce_minds_the_commands_own_cgroups() {
+    if let Some(why) = unavailable() {
+        skip!("{why}");
+    }
+    let here = Hierarchy::find().unwrap().current().unwrap();
+    let mount = Hierarchy::find().unwrap().mount_point().to_path_buf();
+
+    let empty_only = r#"
+        dir="$0$(sed -n 's/^0:://p' /proc/self/cgroup)"
+        mkdir "$dir/empty" "$dir/empty/deeper"
+    "#;
+    let out = run(
+        keepalive()
+            .args(["run", "--enforce", "--", "sh", "-c", empty_only])
+            .arg(&mount),
+        TIMEOUT,
+    );
+    let left = here.join(format!("keepalive-run-{}", out.pid));
+    let was_left = left.exists();
+    if was_left {
+        // Clean up before asserting.
+        let _ = run(
+            keepalive()
+                .arg("enforce")
+                .arg("--cgroup")
+                .arg(&left)
+                .arg("--remove"),
+            TIMEOUT,
+        );
+        for dir in [left.join("empty/deeper"), left.join("empty"), left.clone()] {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    assert!(out.status.success(), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    assert!(!was_left, "{} left behind\n{out}", left.display());
+
+    let leaves_a_process = r#"
+        dir="$0$(sed -n 's/^0:://p' /proc/self/cgroup)"
+        mkdir "$dir/worker"
+        sh -c 'echo $$ > "$1/worker/cgroup.procs"; exec sleep 30' sh "$dir" </dev/null >/dev/null 2>&1 &
+        echo "sleeper pid=$!"
+        sleep 0.3
+    "#;
+    let out = run(
+        keepalive()
+            .args([
+                "run",
+                "--enforce",
+                "--idle",
+                "9",
+                "--",
+                "sh",
+                "-c",
+                leaves_a_process,
+            ])
+            .arg(&mount),
+        TIMEOUT,
+    );
+    let cgroup = here.join(format!("keepalive-run-{}", out.pid));
+    let sleeper = out.only("sleeper").get("pid") as i32;
+    let kept = cgroup.exists();
+    let id = std::fs::metadata(&cgroup).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let link_pinned = id
+        .as_ref()
+        .is_ok_and(|id| PathBuf::from(format!("/sys/fs/bpf/keepalive/cgroup-{id}/link")).exists());
+    // Clean up before asserting.
+    // SAFETY: kill(2) on the sleeper this test started.
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    let worker = cgroup.join("worker");
+    for _ in 0..100 {
+        if std::fs::read_to_string(worker.join("cgroup.procs"))
+            .map_or(true, |p| p.trim().is_empty())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let removed = run(
+        keepalive()
+            .arg("enforce")
+            .arg("--cgroup")
+            .arg(&cgroup)
+            .arg("--remove"),
+        TIMEOUT,
+    );
+    let _ = std::fs::remove_dir(&worker);
+    let _ = std::fs::remove_dir(&cgroup);
+    assert!(out.status.success(), "{out}");
+    assert!(
+        out.stderr.contains("keepalive stays enforced there"),
+        "{out}"
+    );
+    assert!(
+        kept,
+        "the cgroup was removed under a running process\n{out}"
+    );
+    assert!(
+        link_pinned,
+        "enforcement ended under a running process\n{out}"
+    );
+    assert!(removed.status.success(), "{removed}");
+}
