@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use keepalive::{KeepaliveState, KernelDefaults, Millis, NetNs, Settings, UserTimeout};
 use keepalive_diag::{PROC, PidFd, PidFdErrorKind, StateSet, TcpSocket, TcpState, socket_inode};
 use serde::Serialize;
@@ -55,13 +55,6 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<Exit> {
     let ns = NetNs::of_pid(pid)?;
     let sockets = list(&ns, StateSet::ESTABLISHED.union(StateSet::LISTEN))?;
     let settings = settings(&args.settings);
-    let defaults = if settings.needs_kernel_defaults() {
-        let d = ns.run(keepalive::kernel_defaults)?;
-        Some(d.with_context(|| format!("cannot read the keepalive sysctls of {ns}"))?)
-    } else {
-        None
-    };
-    let settings = resolve(settings, defaults);
 
     // The process's sockets, by inode (a socket may sit at several
     // descriptors), in descriptor order.
@@ -116,6 +109,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<Exit> {
                 continue;
             }
         };
+        let settings = resolve(settings, &before);
         let want = expected(&before, &settings);
         if args.dry_run {
             report.done(&mut out, t, &before, &want)?;
@@ -158,15 +152,19 @@ fn settings(a: &SettingsArgs) -> Settings {
     }
 }
 
-/// `s` with `TCP_USER_TIMEOUT=auto` replaced by its value against
-/// `defaults` (the target namespace's; `None` when `s` sets every value
-/// `auto` sums), so that applying it reads nothing.
-fn resolve(s: Settings, defaults: Option<KernelDefaults>) -> Settings {
+/// `s` with `TCP_USER_TIMEOUT=auto` replaced by its value on this socket:
+/// idle + interval x count from the values it will have, the ones given or
+/// else its own (what its program set, or the kernel defaults of its
+/// network namespace, as getsockopt reports them).
+fn resolve(s: Settings, before: &KeepaliveState) -> Settings {
+    let own = KernelDefaults {
+        idle: u64::from(before.idle),
+        interval: u64::from(before.interval),
+        count: u64::from(before.count),
+    };
     match s.user_timeout {
         Some(UserTimeout::Auto) => Settings {
-            user_timeout: s
-                .user_timeout_ms(defaults.unwrap_or(KernelDefaults::BUILTIN))
-                .map(UserTimeout::Millis),
+            user_timeout: s.user_timeout_ms(own).map(UserTimeout::Millis),
             ..s
         },
         _ => s,
@@ -469,15 +467,32 @@ mod tests {
         assert!(s.enabled);
         assert_eq!(s.idle, Seconds::new(60));
         assert_eq!(s.count, ProbeCount::new(6));
-        let d = KernelDefaults {
+        let before = KeepaliveState {
+            enabled: false,
             idle: 7200,
             interval: 75,
             count: 9,
+            user_timeout_ms: 0,
         };
         // auto = 60 + 10 x 6 = 120 s, from the given values.
         assert_eq!(
-            resolve(s, Some(d)).user_timeout,
+            resolve(s, &before).user_timeout,
             Millis::new(120_000).map(UserTimeout::Millis)
+        );
+        // Unset ones come from the socket itself: its program set 30/5/2.
+        let own = KeepaliveState {
+            idle: 30,
+            interval: 5,
+            count: 2,
+            ..before
+        };
+        let only_auto = Settings {
+            user_timeout: Some(UserTimeout::Auto),
+            ..Settings::new()
+        };
+        assert_eq!(
+            resolve(only_auto, &own).user_timeout,
+            Millis::new(40_000).map(UserTimeout::Millis)
         );
     }
 
