@@ -33,6 +33,19 @@ pub const fn is_tcp(domain: c_int, ty: c_int, protocol: c_int) -> bool {
         && (protocol == 0 || protocol == libc::IPPROTO_TCP || protocol == IPPROTO_MPTCP)
 }
 
+/// True for the socket(2) types that listen(2) accepts: `SOCK_STREAM` and
+/// `SOCK_SEQPACKET`, whatever flags are or'ed in.
+///
+/// ```
+/// use keepalive_core::can_listen;
+/// assert!(can_listen(libc::SOCK_STREAM | libc::SOCK_NONBLOCK));
+/// assert!(!can_listen(libc::SOCK_DGRAM));
+/// ```
+pub const fn can_listen(ty: c_int) -> bool {
+    let ty = ty & SOCK_TYPE_MASK;
+    ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET
+}
+
 /// True when `protocol`, as read back with `SO_PROTOCOL`, is TCP or MPTCP.
 pub const fn is_tcp_protocol(protocol: c_int) -> bool {
     protocol == libc::IPPROTO_TCP || protocol == IPPROTO_MPTCP

@@ -34,7 +34,7 @@ use core::ffi::{CStr, c_char, c_int};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use keepalive_core::env::{self, FromEnv};
-use keepalive_core::{KernelDefaults, Plan, is_tcp, is_tcp_protocol, sys};
+use keepalive_core::{KernelDefaults, Plan, can_listen, is_tcp, is_tcp_protocol, sys};
 
 use crate::debug::Sink;
 
@@ -63,15 +63,16 @@ static CONFIG: Shared = Shared(UnsafeCell::new(Config {
     debug: Sink::Off,
 }));
 
-/// The configuration, computed on first use. Lock-free: a thread that finds
-/// another one computing it computes its own copy (same environment, same
-/// result) rather than wait, so a signal handler can never deadlock here.
-fn config() -> Config {
+/// Runs `f` with the configuration, computed on first use, without
+/// copying it. Lock-free: a thread that finds another one computing it
+/// computes its own copy (same environment, same result) rather than wait,
+/// so a signal handler can never deadlock here.
+fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
     if STATE.load(Ordering::Acquire) == READY {
         // SAFETY: READY was published after the last write (see Shared).
-        return unsafe { *CONFIG.0.get() };
+        return f(unsafe { &*CONFIG.0.get() });
     }
-    init()
+    f(&init())
 }
 
 #[cold]
@@ -158,12 +159,12 @@ fn read_environ() -> FromEnv<'static> {
 
 /// Applies the configuration to a new TCP socket. Callers restore errno.
 fn apply(fd: c_int, call: debug::Call) {
-    let cfg = config();
-    if cfg.plan.is_empty() {
-        return;
-    }
-    let applied = cfg.plan.apply(fd);
-    cfg.debug.log(call, fd, &cfg.plan, applied);
+    with_config(|cfg| {
+        if !cfg.plan.is_empty() {
+            let applied = cfg.plan.apply(fd);
+            cfg.debug.log(call, fd, &cfg.plan, applied);
+        }
+    });
 }
 
 /// An accepted socket inherits keepalive from its listener. A listener our
@@ -173,7 +174,7 @@ fn apply(fd: c_int, call: debug::Call) {
 /// (AF_UNIX, SCTP), it is remembered and left alone at no cost from then
 /// on; TCP, its accepted sockets that have no keepalive get it.
 fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
-    if created::is_ours(listener) || config().plan.is_empty() {
+    if created::is_ours(listener) || with_config(|cfg| cfg.plan.is_empty()) {
         return;
     }
     if !created::is_inherited_tcp(listener) {
@@ -193,12 +194,6 @@ fn after_accept(listener: c_int, fd: c_int, flags: Option<c_int>) {
         Ok(p) if is_tcp_protocol(p) => apply(fd, debug::Call::Accept { listener, flags }),
         _ => {}
     }
-}
-
-/// True for the socket types that listen(2) accepts.
-const fn can_listen(ty: c_int) -> bool {
-    let ty = ty & 0xf;
-    ty == libc::SOCK_STREAM || ty == libc::SOCK_SEQPACKET
 }
 
 /// socket(2), with keepalive switched on for TCP sockets.
@@ -293,7 +288,7 @@ pub unsafe extern "C" fn accept4(
 extern "C" fn on_load() {
     let saved = sys::errno();
     real::resolve_all();
-    config();
+    with_config(|_| ());
     sys::set_errno(saved);
 }
 
