@@ -12,7 +12,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -22,7 +21,7 @@ use keepalive::{ProbeCount, Seconds, Settings};
 use serde::Deserialize;
 
 use crate::util::{
-    Keepalive, Output, Record, Running, TIMEOUT, TempFile, bare, is_root, kernel_defaults,
+    Keepalive, Netns, Output, Record, Running, TIMEOUT, TempFile, bare, is_root, kernel_defaults,
     parse_ss_time, python3, run, skip, spawn, tool,
 };
 
@@ -746,40 +745,6 @@ fn ls_agrees_with_ss_on_the_host() {
     }
 }
 
-/// A network namespace named with the pid, with `lo` up; deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Result<Netns, &'static str> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        if !is_root() {
-            return Err("network namespaces need root");
-        }
-        if tool("ip").is_none() {
-            return Err("ip (iproute2) is not installed");
-        }
-        let name = format!(
-            "ka-ls-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        run(Command::new("ip").args(["netns", "add", &name]), TIMEOUT).assert_success();
-        let ns = Netns(name);
-        run(
-            Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]),
-            TIMEOUT,
-        )
-        .assert_success();
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// Inside a test namespace: ls --netns lists exactly what ss lists there,
 /// and the host's listing has none of it.
 #[test]
@@ -787,16 +752,16 @@ fn ls_agrees_with_ss_in_a_network_namespace() {
     if tool("ss").is_none() {
         skip!("ss (iproute2) is not installed");
     }
-    let ns = match Netns::new() {
+    let ns = match Netns::new("ls") {
         Ok(ns) => ns,
         Err(why) => skip!("{why}"),
     };
-    let inside = keepalive::NetNs::open(&ns.0).expect("open the namespace");
+    let inside = keepalive::NetNs::open(ns.name()).expect("open the namespace");
     let ours = inside
         .run(|| make_sockets(&["127.0.0.1", "::1"]))
         .expect("enter the namespace");
-    let (all, summary, out) = ls(&["--netns", &ns.0, "--state", "all"]);
-    let (ss, ss_text) = ss_view(&["ip", "netns", "exec", &ns.0]);
+    let (all, summary, out) = ls(&["--netns", ns.name(), "--state", "all"]);
+    let (ss, ss_text) = ss_view(&["ip", "netns", "exec", ns.name()]);
     let listed = ls_view(&all);
     assert_eq!(
         listed.keys().collect::<Vec<_>>(),
@@ -810,12 +775,12 @@ fn ls_agrees_with_ss_in_a_network_namespace() {
         let pids: Vec<u32> = c.processes.iter().flatten().map(|p| p.pid).collect();
         assert_eq!(pids, [std::process::id()], "{c:?}");
     }
-    let text = keepalive(&["ls", "--netns", &ns.0]);
+    let text = keepalive(&["ls", "--netns", ns.name()]);
     assert!(
         text.stdout.starts_with("LOCAL ")
             && text.stdout.contains(&format!(
                 "\n8 connections, 6 without keepalive (network namespace: netns {} (net:[",
-                ns.0
+                ns.name()
             )),
         "{text}"
     );

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::util::{
-    COUNT, IDLE, INTERVAL, Keepalive, Output, Record, SETTINGS, TIMEOUT, TempFile, bare, commands,
-    configured, ctor_lib, inherit_fd, is_root, kernel_defaults, ld_preload, nodelay_lib, preload,
-    preloaded, probe, run_ok, set_int_option, skip, spawn, strace_setsockopt, tool, wait,
+    COUNT, IDLE, INTERVAL, Keepalive, Output, Record, SETTINGS, TIMEOUT, TempDir, TempFile, bare,
+    commands, configured, ctor_lib, inherit_fd, is_root, kernel_defaults, ld_preload, nodelay_lib,
+    preload, preloaded, probe, run_ok, set_int_option, skip, spawn, strace_setsockopt, tool, wait,
 };
 
 /// The variables that set a socket option.
@@ -739,15 +739,6 @@ fn bad_value_warned_once_when_another_constructor_calls_socket_first() {
     }
 }
 
-/// Removes a directory tree on drop.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs the probe as nobody, with a global preload (an /etc/ld.so.preload
 /// in a private mount namespace: the host's /etc is never touched) and
 /// `KEEPALIVE_DEBUG` naming a file in a directory anyone may write.
@@ -781,27 +772,25 @@ fn setuid_program_ignores_keepalive_debug() {
     if tool("unshare").is_none() || tool("setpriv").is_none() {
         skip!("unshare and setpriv (util-linux) are needed");
     }
-    let dir = TempDir(
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("secure-{}", std::process::id())),
-    );
-    let logs = dir.0.join("logs");
+    let dir = TempDir::new("secure");
+    let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let mode =
         |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    mode(&dir.0, 0o755);
+    mode(dir.path(), 0o755);
     mode(&logs, 0o777);
-    let lib = dir.0.join("libkeepalive.so");
+    let lib = dir.join("libkeepalive.so");
     std::fs::copy(preload(), &lib).unwrap();
     mode(&lib, 0o644);
-    let copied = run_ok(bare("cp").arg("-a").arg("/etc").arg(dir.0.join("etc")));
+    let copied = run_ok(bare("cp").arg("-a").arg("/etc").arg(dir.join("etc")));
     drop(copied);
     std::fs::write(
-        dir.0.join("etc/ld.so.preload"),
+        dir.join("etc/ld.so.preload"),
         format!("{}\n", lib.display()),
     )
     .unwrap();
-    let plain = dir.0.join("probe");
-    let suid = dir.0.join("suid-probe");
+    let plain = dir.join("probe");
+    let suid = dir.join("suid-probe");
     std::fs::copy(probe(), &plain).unwrap();
     std::fs::copy(probe(), &suid).unwrap();
     mode(&plain, 0o755);
@@ -809,7 +798,7 @@ fn setuid_program_ignores_keepalive_debug() {
 
     // The control: not setuid, the log is written (as nobody).
     let plain_log = logs.join("plain.log");
-    let out = probe_as_nobody_with_global_preload(&dir.0, &plain, &plain_log);
+    let out = probe_as_nobody_with_global_preload(dir.path(), &plain, &plain_log);
     assert_eq!(
         out.only("socket").keepalive(),
         Keepalive::configured(),
@@ -818,7 +807,7 @@ fn setuid_program_ignores_keepalive_debug() {
     assert!(plain_log.exists(), "the control wrote no log\n{out}");
 
     let suid_log = logs.join("suid.log");
-    let out = probe_as_nobody_with_global_preload(&dir.0, &suid, &suid_log);
+    let out = probe_as_nobody_with_global_preload(dir.path(), &suid, &suid_log);
     assert_eq!(
         out.only("socket").keepalive(),
         Keepalive::configured(),

@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::util::{Output, TIMEOUT, bare, is_root, run, skip, tool};
+use crate::util::{Netns, Output, TIMEOUT, TempDir, bare, run, skip, tool};
 
 fn keepalive() -> Command {
     bare(env!("CARGO_BIN_EXE_keepalive"))
@@ -16,51 +15,26 @@ fn sysctl(args: &[&str]) -> Output {
     run(keepalive().arg("sysctl").args(args), TIMEOUT)
 }
 
-/// A network namespace named with the pid, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    /// `None` (after printing why) when not root or without `ip`.
-    fn new() -> Option<Netns> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        if !is_root() {
-            eprintln!("skipped: network namespaces need root");
-            return None;
-        }
-        if tool("ip").is_none() {
-            eprintln!("skipped: ip (iproute2) is not installed");
-            return None;
-        }
-        let name = format!(
-            "ka-sysctl-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let out = run(Command::new("ip").args(["netns", "add", &name]), TIMEOUT);
-        out.assert_success();
-        Some(Netns(name))
-    }
-
-    /// A value as `cat` inside the namespace reads it: the kernel's word,
-    /// not ours.
-    fn read(&self, key: &str) -> u64 {
-        let path = format!("/proc/sys/net/ipv4/{key}");
-        let out = run(
-            Command::new("ip").args(["netns", "exec", &self.0, "cat", &path]),
-            TIMEOUT,
-        );
-        out.assert_success();
-        out.stdout
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}\n{out}"))
-    }
+/// A test namespace (`None`, after printing why, when none can be made).
+fn netns() -> Option<Netns> {
+    Netns::new("sysctl")
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .ok()
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A value as `cat` inside the namespace reads it: the kernel's word, not
+/// ours.
+fn read(ns: &Netns, key: &str) -> u64 {
+    let path = format!("/proc/sys/net/ipv4/{key}");
+    let out = run(
+        Command::new("ip").args(["netns", "exec", ns.name(), "cat", &path]),
+        TIMEOUT,
+    );
+    out.assert_success();
+    out.stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}\n{out}"))
 }
 
 fn host(key: &str) -> u64 {
@@ -71,30 +45,20 @@ fn host(key: &str) -> u64 {
         .unwrap()
 }
 
-/// A directory standing for `/`, with the pid in its name; removed on drop.
-struct Root(PathBuf);
+/// A directory standing for `/`, removed on drop.
+struct Root(TempDir);
 
 impl Root {
     fn new(name: &str) -> Root {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("sysctl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Root(dir)
+        Root(TempDir::new(&format!("sysctl-{name}")))
     }
 
     fn arg(&self) -> &str {
-        self.0.to_str().unwrap()
+        self.0.path().to_str().unwrap()
     }
 
     fn dropin(&self) -> PathBuf {
         self.0.join("etc/sysctl.d/90-keepalive.conf")
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -131,12 +95,12 @@ fn show_reads_the_current_namespace() {
 
 #[test]
 fn set_in_a_namespace_leaves_the_host_alone() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let host_before = host("tcp_keepalive_time");
     let out = sysctl(&[
         "set",
         "--netns",
-        &ns.0,
+        ns.name(),
         "--idle",
         "10m",
         "--interval",
@@ -158,7 +122,7 @@ fn set_in_a_namespace_leaves_the_host_alone() {
     );
     assert!(
         out.stdout
-            .contains(&format!("in network namespace netns {} (net:[", ns.0)),
+            .contains(&format!("in network namespace netns {} (net:[", ns.name())),
         "{out}"
     );
     assert!(
@@ -166,9 +130,9 @@ fn set_in_a_namespace_leaves_the_host_alone() {
             .contains("A dead idle peer is detected after 600 s + 20 x 60 s = 30m.\n"),
         "{out}"
     );
-    assert_eq!(ns.read("tcp_keepalive_time"), 600);
-    assert_eq!(ns.read("tcp_keepalive_intvl"), 60);
-    assert_eq!(ns.read("tcp_keepalive_probes"), 20);
+    assert_eq!(read(&ns, "tcp_keepalive_time"), 600);
+    assert_eq!(read(&ns, "tcp_keepalive_intvl"), 60);
+    assert_eq!(read(&ns, "tcp_keepalive_probes"), 20);
     assert_eq!(
         host("tcp_keepalive_time"),
         host_before,
@@ -178,8 +142,16 @@ fn set_in_a_namespace_leaves_the_host_alone() {
 
 #[test]
 fn set_writes_only_what_changes() {
-    let Some(ns) = Netns::new() else { return };
-    let out = sysctl(&["set", "--netns", &ns.0, "--idle", "7200", "--count", "5"]);
+    let Some(ns) = netns() else { return };
+    let out = sysctl(&[
+        "set",
+        "--netns",
+        ns.name(),
+        "--idle",
+        "7200",
+        "--count",
+        "5",
+    ]);
     out.assert_success();
     assert!(
         out.stdout
@@ -195,11 +167,11 @@ fn set_writes_only_what_changes() {
 
 #[test]
 fn pid_and_path_name_the_same_namespace() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let host_before = host("tcp_keepalive_intvl");
-    sysctl(&["set", "--netns", &ns.0, "--interval", "33"]).assert_success();
+    sysctl(&["set", "--netns", ns.name(), "--interval", "33"]).assert_success();
     let mut sleeper = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "sleep", "30"])
+        .args(["netns", "exec", ns.name(), "sleep", "30"])
         .spawn()
         .unwrap();
     // ip execs sleep in place: the pid is the sleeper's, once it entered the namespace.
@@ -213,7 +185,12 @@ fn pid_and_path_name_the_same_namespace() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let by_path = sysctl(&["show", "--netns", &format!("/run/netns/{}", ns.0), "--json"]);
+    let by_path = sysctl(&[
+        "show",
+        "--netns",
+        &format!("/run/netns/{}", ns.name()),
+        "--json",
+    ]);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     let by_pid = by_pid.expect("--pid never showed the namespace's value");
@@ -271,14 +248,14 @@ fn set_without_values_is_a_usage_error() {
 
 #[test]
 fn unprivileged_set_is_refused_and_changes_nothing() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let Some(setpriv) = tool("setpriv") else {
         skip!("setpriv (util-linux) is not installed")
     };
     // Inside the test namespace, as nobody: the files are root's.
     let out = run(
         bare("ip")
-            .args(["netns", "exec", &ns.0])
+            .args(["netns", "exec", ns.name()])
             .arg(setpriv)
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_keepalive"))
@@ -296,8 +273,8 @@ fn unprivileged_set_is_refused_and_changes_nothing() {
         "{out}"
     );
     assert!(out.stderr.contains("nothing was changed"), "{out}");
-    assert_eq!(ns.read("tcp_keepalive_time"), 7200);
-    assert_eq!(ns.read("tcp_keepalive_probes"), 9);
+    assert_eq!(read(&ns, "tcp_keepalive_time"), 7200);
+    assert_eq!(read(&ns, "tcp_keepalive_probes"), 9);
 }
 
 #[test]
@@ -392,12 +369,12 @@ fn persist_reports_a_later_override_with_file_and_line() {
 
 #[test]
 fn set_persist_writes_live_and_file() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let root = Root::new("setpersist");
     let out = sysctl(&[
         "set",
         "--netns",
-        &ns.0,
+        ns.name(),
         "--idle",
         "300",
         "--persist",
@@ -405,19 +382,19 @@ fn set_persist_writes_live_and_file() {
         root.arg(),
     ]);
     out.assert_success();
-    assert_eq!(ns.read("tcp_keepalive_time"), 300);
+    assert_eq!(read(&ns, "tcp_keepalive_time"), 300);
     let text = std::fs::read_to_string(root.dropin()).unwrap();
     assert_eq!(text, format!("{HEADER}net.ipv4.tcp_keepalive_time = 300\n"));
 }
 
 #[test]
 fn persist_without_values_takes_the_live_ones() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let root = Root::new("live");
     sysctl(&[
         "set",
         "--netns",
-        &ns.0,
+        ns.name(),
         "--idle",
         "900",
         "--interval",
@@ -426,7 +403,7 @@ fn persist_without_values_takes_the_live_ones() {
         "4",
     ])
     .assert_success();
-    sysctl(&["persist", "--netns", &ns.0, "--root", root.arg()]).assert_success();
+    sysctl(&["persist", "--netns", ns.name(), "--root", root.arg()]).assert_success();
     assert_eq!(
         std::fs::read_to_string(root.dropin()).unwrap(),
         format!(
@@ -449,11 +426,11 @@ fn unknown_namespace_is_one_clear_line() {
 
 #[test]
 fn persist_from_another_namespace_needs_a_root() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let host_dropin = Path::new("/etc/sysctl.d/90-keepalive.conf");
     let before = std::fs::read(host_dropin).ok();
-    let set = sysctl(&["set", "--netns", &ns.0, "--idle", "300", "--persist"]);
-    let persist = sysctl(&["persist", "--netns", &ns.0]);
+    let set = sysctl(&["set", "--netns", ns.name(), "--idle", "300", "--persist"]);
+    let persist = sysctl(&["persist", "--netns", ns.name()]);
     let after = std::fs::read(host_dropin).ok();
     if after != before {
         // Undo a regression's damage before failing.
@@ -473,7 +450,7 @@ fn persist_from_another_namespace_needs_a_root() {
         assert!(out.stderr.contains("nothing was changed"), "{out}");
     }
     assert_eq!(
-        ns.read("tcp_keepalive_time"),
+        read(&ns, "tcp_keepalive_time"),
         7200,
         "refused before the live write"
     );
@@ -481,7 +458,7 @@ fn persist_from_another_namespace_needs_a_root() {
 
 #[test]
 fn set_output_comes_after_every_change() {
-    let Some(ns) = Netns::new() else { return };
+    let Some(ns) = netns() else { return };
     let root = Root::new("pipe");
     // stdout closed before the command writes a byte.
     let mut cmd = keepalive();
@@ -489,7 +466,7 @@ fn set_output_comes_after_every_change() {
         "sysctl",
         "set",
         "--netns",
-        &ns.0,
+        ns.name(),
         "--idle",
         "400",
         "--persist",
@@ -505,7 +482,7 @@ fn set_output_comes_after_every_change() {
     drop(child.stdout.take());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
-    assert_eq!(ns.read("tcp_keepalive_time"), 400);
+    assert_eq!(read(&ns, "tcp_keepalive_time"), 400);
     assert!(
         std::fs::read_to_string(root.dropin())
             .unwrap()

@@ -521,6 +521,77 @@ impl Drop for TempFile {
     }
 }
 
+/// A directory under the cargo target with `name` and the test process's
+/// pid in its name, made empty on creation and removed (with everything in
+/// it) when this is dropped, whatever way the test ends.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `path()/rel`.
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.0.join(rel)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A network namespace named `ka-<tag>-<pid>-<n>`, with `lo` up, deleted
+/// (with its links) when this is dropped.
+pub struct Netns(String);
+
+impl Netns {
+    /// Err(why) when it cannot be made here: not root, no `ip`.
+    pub fn new(tag: &str) -> Result<Netns, &'static str> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        if !is_root() {
+            return Err("network namespaces need root");
+        }
+        if tool("ip").is_none() {
+            return Err("ip (iproute2) is not installed");
+        }
+        let name = format!(
+            "ka-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("ip").args(["netns", "add", &name]), TIMEOUT).assert_success();
+        let ns = Netns(name);
+        run(
+            Command::new("ip").args(["-n", &ns.0, "link", "set", "lo", "up"]),
+            TIMEOUT,
+        )
+        .assert_success();
+        Ok(ns)
+    }
+
+    /// Its name, as `ip netns` and `--netns` take it.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
 /// One setsockopt(2) call as strace shows it, e.g.
 /// `setsockopt(3, SOL_TCP, TCP_KEEPIDLE, [180], 4) = 0` becomes
 /// `"3 TCP_KEEPIDLE=180 = 0"`.
