@@ -51,11 +51,11 @@ impl Var {
         match self {
             Var::Keepalive => "on or off (also 1/0, yes/no, true/false)",
             Var::Idle | Var::Interval => {
-                "whole seconds 1..=32767, optionally with a unit: 90s, 10m, 2h"
+                "whole seconds 1..=32767, optionally with a unit: 90s, 10m, 1h30m"
             }
             Var::Count => "a probe count 1..=127",
             Var::UserTimeout => {
-                "milliseconds 1..=2147483647, a duration with a unit (1500ms, 30s, 5m, 1h) or auto"
+                "milliseconds 1..=2147483647, a duration with a unit (1500ms, 30s, 5m, 1h30m) or auto"
             }
         }
     }
@@ -121,12 +121,19 @@ pub enum BareUnit {
     Required,
 }
 
-/// Parses a duration such as `90`, `90s`, `10m`, `2h` or `1500ms` into
-/// milliseconds, without overflow. White space around the value is ignored.
+/// Parses a duration into milliseconds, without overflow: a bare number
+/// (read as `bare` says), or one or more `<number><unit>` parts, as
+/// systemd.time(7) writes them (`90s`, `10m`, `1h30m`, `90sec`, `2min`,
+/// `1h 30min`). White space around the value and between parts is ignored.
+///
+/// Units: `ms`/`msec`, `s`/`sec`/`second`/`seconds`,
+/// `m`/`min`/`minute`/`minutes`, `h`/`hr`/`hour`/`hours`, `d`/`day`/`days`.
 ///
 /// ```
 /// use keepalive_core::env::{parse_duration_ms, BareUnit, ErrorKind};
 /// assert_eq!(parse_duration_ms(b"10m", BareUnit::Seconds), Ok(600_000));
+/// assert_eq!(parse_duration_ms(b"1h30m", BareUnit::Seconds), Ok(5_400_000));
+/// assert_eq!(parse_duration_ms(b"2min", BareUnit::Seconds), Ok(120_000));
 /// assert_eq!(parse_duration_ms(b"1500", BareUnit::Millis), Ok(1500));
 /// assert_eq!(parse_duration_ms(b"30x", BareUnit::Seconds), Err(ErrorKind::BadUnit));
 /// ```
@@ -138,26 +145,59 @@ pub fn parse_duration_ms(value: &[u8], bare: BareUnit) -> Result<u64, ErrorKind>
     if value[0] == b'-' {
         return Err(ErrorKind::Negative);
     }
-    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return Err(ErrorKind::NotANumber);
+    if value.iter().all(u8::is_ascii_digit) {
+        let factor = match bare {
+            BareUnit::Seconds => 1000,
+            BareUnit::Millis => 1,
+            BareUnit::Required => return Err(ErrorKind::BadUnit),
+        };
+        return number(value)
+            .and_then(|n| n.checked_mul(factor))
+            .ok_or(ErrorKind::TooLarge);
     }
-    let (number, unit) = value.split_at(digits);
-    let n = number.iter().try_fold(0u64, |acc, &b| {
+    let mut rest = value;
+    let mut total: Option<u64> = Some(0);
+    while !rest.is_empty() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(if rest.len() == value.len() {
+                ErrorKind::NotANumber
+            } else {
+                ErrorKind::BadUnit
+            });
+        }
+        let (n, after) = rest.split_at(digits);
+        let after = after.trim_ascii_start();
+        let letters = after.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        let (unit, after) = after.split_at(letters);
+        let factor = unit_ms(unit).ok_or(ErrorKind::BadUnit)?;
+        // An overflow anywhere makes the whole value too large, but the
+        // rest must still be well-formed for that to be the reason.
+        total = total
+            .zip(number(n).and_then(|n| n.checked_mul(factor)))
+            .and_then(|(t, part)| t.checked_add(part));
+        rest = after.trim_ascii_start();
+    }
+    total.ok_or(ErrorKind::TooLarge)
+}
+
+/// The decimal number `digits` (ASCII digits only), `None` on overflow.
+fn number(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &b| {
         acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    });
-    let factor = match (unit, bare) {
-        (b"", BareUnit::Seconds) => 1000,
-        (b"", BareUnit::Millis) => 1,
-        (b"", BareUnit::Required) => return Err(ErrorKind::BadUnit),
-        (b"ms", _) => 1,
-        (b"s", _) => 1000,
-        (b"m", _) => 60_000,
-        (b"h", _) => 3_600_000,
-        _ => return Err(ErrorKind::BadUnit),
-    };
-    n.and_then(|n| n.checked_mul(factor))
-        .ok_or(ErrorKind::TooLarge)
+    })
+}
+
+/// Milliseconds in one `unit`, as systemd.time(7) names them.
+fn unit_ms(unit: &[u8]) -> Option<u64> {
+    Some(match unit {
+        b"ms" | b"msec" => 1,
+        b"s" | b"sec" | b"second" | b"seconds" => 1000,
+        b"m" | b"min" | b"minute" | b"minutes" => 60_000,
+        b"h" | b"hr" | b"hour" | b"hours" => 3_600_000,
+        b"d" | b"day" | b"days" => 86_400_000,
+        _ => return None,
+    })
 }
 
 /// Parses whole seconds in `1..=32767` (bare number: seconds; units `s`,
@@ -420,6 +460,27 @@ mod tests {
     }
 
     #[test]
+    fn compound_and_long_forms() {
+        assert_eq!(parse_seconds(b"1h30m").map(Seconds::get), Ok(5400));
+        assert_eq!(parse_seconds(b"1h 30min").map(Seconds::get), Ok(5400));
+        assert_eq!(parse_seconds(b"90sec").map(Seconds::get), Ok(90));
+        assert_eq!(parse_seconds(b"2min").map(Seconds::get), Ok(120));
+        assert_eq!(parse_seconds(b"2 minutes").map(Seconds::get), Ok(120));
+        assert_eq!(parse_seconds(b"1m30s").map(Seconds::get), Ok(90));
+        assert_eq!(parse_seconds(b"1s500ms"), Err(ErrorKind::NotWholeSeconds));
+        assert_eq!(parse_seconds(b"1d"), Err(ErrorKind::TooLarge));
+        assert_eq!(parse_seconds(b"1h30"), Err(ErrorKind::BadUnit));
+        assert_eq!(parse_seconds(b"1h x"), Err(ErrorKind::BadUnit));
+        assert_eq!(parse_seconds(b"1hh"), Err(ErrorKind::BadUnit));
+        assert_eq!(parse_seconds(b"1h99999999999999999999m"), Err(ErrorKind::TooLarge));
+        assert_eq!(
+            parse_user_timeout(b"1m30s", BareUnit::Required),
+            Ok(UserTimeout::Millis(Millis::new(90_000).unwrap()))
+        );
+        assert_eq!(parse_duration_ms(b"1min 500msec", BareUnit::Millis), Ok(60_500));
+    }
+
+    #[test]
     fn invalid_kinds() {
         assert_eq!(parse_seconds(b"abc"), Err(ErrorKind::NotANumber));
         assert_eq!(parse_seconds(b""), Err(ErrorKind::Empty));
@@ -517,7 +578,7 @@ mod tests {
         assert_eq!(
             msg,
             "keepalive: ignoring KEEPIDLE=\"40000\" (too large): expected whole seconds \
-             1..=32767, optionally with a unit: 90s, 10m, 2h; TCP_KEEPIDLE is left at the \
+             1..=32767, optionally with a unit: 90s, 10m, 1h30m; TCP_KEEPIDLE is left at the \
              kernel default"
         );
     }
