@@ -31,7 +31,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::anyhow;
-use keepalive::{KeepaliveState, KernelDefaults, Millis, NetNs, Settings, UserTimeout};
+use keepalive::host::NetNs;
+use keepalive::{KeepaliveState, KernelDefaults, Millis, Settings, UserTimeout};
 use keepalive_diag::{PROC, PidFd, PidFdErrorKind, StateSet, TcpSocket, TcpState, socket_inode};
 use serde::Serialize;
 

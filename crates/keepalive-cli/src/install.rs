@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use keepalive::{LD_SO_PRELOAD, LdSoPreload, write_atomic};
+use keepalive::host::{LD_SO_PRELOAD, LdSoPreload, write_atomic};
 
 use crate::cli::{InstallArgs, UninstallArgs};
 use crate::exit::Exit;

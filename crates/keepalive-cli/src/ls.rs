@@ -33,7 +33,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use keepalive::{KeepaliveState, NetNs};
+use keepalive::KeepaliveState;
+use keepalive::host::NetNs;
 use keepalive_diag::{
     Owner, Owners, PROC, PidFd, PidFdError, PidFdErrorKind, StateSet, TcpSocket, TcpState, Timer,
     TimerKind, socket_inode,

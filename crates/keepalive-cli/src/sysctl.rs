@@ -5,10 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use keepalive::{
-    DefaultsChange, KernelDefaults, NetNs, Persisted, SysctlKey, Written, detection_secs,
-    human_secs,
-};
+use keepalive::host::{DefaultsChange, NetNs, Persisted, SysctlKey, Written};
+use keepalive::{KernelDefaults, detection_secs, human_secs};
 use serde::Serialize;
 
 use crate::cli::{
@@ -66,7 +64,7 @@ fn set(ns: &NetNs, args: &SysctlSetArgs, out: &Printer) -> anyhow::Result<Exit> 
     };
     let change = change(&args.values);
     let written = ns
-        .run(|| keepalive::set_kernel_defaults(&change))?
+        .run(|| keepalive::host::set_kernel_defaults(&change))?
         .with_context(|| format!("in {ns}"))?;
     let now = read(ns)?;
     let persisted = match &root {
@@ -114,7 +112,7 @@ fn persist_root(ns: &NetNs, root: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> anyhow::Result<Persisted> {
-    keepalive::persist(root, values).with_context(|| {
+    keepalive::host::persist(root, values).with_context(|| {
         if root == Path::new("/") {
             "cannot persist the values (root is needed to write /etc/sysctl.d; --root DIR writes under DIR)"
         } else {

@@ -12,7 +12,7 @@
 //!   [`socket_inode`] tells whether the duplicate is still the socket listed.
 //!
 //! What it won't do: enter a network namespace (run [`tcp_sockets`] on a
-//! thread inside one, e.g. with `keepalive::NetNs::run`), filter sockets in
+//! thread inside one, e.g. with `keepalive::host::NetNs::run`), filter sockets in
 //! the kernel (bytecode filters), ask for the optional extensions
 //! (`tcp_info`, memory), or list UDP, UNIX and other sockets.
 #![deny(unsafe_code)]

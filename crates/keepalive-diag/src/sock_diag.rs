@@ -1,7 +1,7 @@
 //! Dumping the TCP sockets of the calling thread's network namespace
 //! through a `NETLINK_SOCK_DIAG` socket (sock_diag(7)). To list another
 //! namespace, call [`tcp_sockets`] on a thread inside it
-//! (`keepalive::NetNs::run`): the netlink socket belongs to the namespace
+//! (`keepalive::host::NetNs::run`): the netlink socket belongs to the namespace
 //! it is created in.
 
 use std::io;

@@ -10,7 +10,10 @@
 //! - [`from_env`] parses the environment of `libkeepalive.so` (`KEEPALIVE`,
 //!   `KEEPIDLE`, `KEEPINTVL`, `KEEPCNT`, `TCP_USER_TIMEOUT`), and
 //!   [`from_vars`] does the same from any list of pairs.
-//! - [`kernel_defaults`] reads `net.ipv4.tcp_keepalive_*`.
+//! - [`kernel_defaults`] reads `net.ipv4.tcp_keepalive_*`, the values a
+//!   socket has for the options it does not set.
+//! - [`host`] changes a host (the sysctls, `/etc/ld.so.preload`, network
+//!   namespaces): for administration tools, not for programs.
 //!
 //! ```
 //! use keepalive::{apply, KeepaliveState, ProbeCount, Seconds, Settings};
@@ -35,22 +38,17 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod atomic_file;
 mod env;
-mod ld_so_preload;
-mod netns;
+pub mod host;
 mod sockopt;
 mod sys;
 mod sysctl;
-mod sysctl_d;
 
-pub use atomic_file::write_atomic;
 pub use env::{EnvSettings, InvalidVar, from_env, from_vars};
 pub use keepalive_core::env::{BareUnit, ErrorKind, Var};
 pub use keepalive_core::{
     KernelDefaults, Millis, Plan, ProbeCount, Seconds, Settings, SockOpt, UserTimeout, is_tcp,
 };
-pub use ld_so_preload::{InvalidEntry, LD_SO_PRELOAD, LdSoPreload};
 /// Parsers for single values, as the environment and the command line take them.
 pub mod parse {
     pub use keepalive_core::env::{
@@ -58,10 +56,5 @@ pub mod parse {
         parse_user_timeout,
     };
 }
-pub use netns::{NETNS_RUN_DIR, NetNs};
 pub use sockopt::{ApplyError, KeepaliveState, apply};
-pub use sysctl::{
-    DefaultsChange, ProcStore, SetError, SysctlKey, SysctlStore, Written, detection_secs,
-    human_secs, kernel_defaults, kernel_defaults_in, set_kernel_defaults, set_kernel_defaults_with,
-};
-pub use sysctl_d::{DROPIN, Persisted, Setting, boot_order, overrides, persist};
+pub use sysctl::{detection_secs, human_secs, kernel_defaults, kernel_defaults_in};

@@ -27,7 +27,7 @@ const TRIES: u32 = 16;
 /// ```
 /// let dir = std::env::temp_dir().join(format!("ka-doc-{}", std::process::id()));
 /// let file = dir.join("etc/example.conf");
-/// keepalive::write_atomic(&file, b"a = 1\n", 0o644)?;
+/// keepalive::host::write_atomic(&file, b"a = 1\n", 0o644)?;
 /// assert_eq!(std::fs::read(&file)?, b"a = 1\n");
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())

@@ -41,7 +41,7 @@ pub struct InvalidEntry {
 /// ```
 /// use std::path::Path;
 /// let ours = Path::new("/usr/local/lib/keepalive/libkeepalive.so");
-/// let mut file = keepalive::LdSoPreload::new(b"# site\n/usr/lib/libfoo.so\n".to_vec());
+/// let mut file = keepalive::host::LdSoPreload::new(b"# site\n/usr/lib/libfoo.so\n".to_vec());
 /// assert!(file.add(ours)?);
 /// assert!(!file.add(ours)?); // already there: nothing changes
 /// assert_eq!(
@@ -50,7 +50,7 @@ pub struct InvalidEntry {
 /// );
 /// assert!(file.remove(ours));
 /// assert_eq!(file.as_bytes(), b"# site\n/usr/lib/libfoo.so\n");
-/// # Ok::<(), keepalive::InvalidEntry>(())
+/// # Ok::<(), keepalive::host::InvalidEntry>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LdSoPreload {

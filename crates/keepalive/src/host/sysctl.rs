@@ -1,15 +1,18 @@
-//! The kernel defaults, `net.ipv4.tcp_keepalive_{time,intvl,probes}`
-//! (HOWTO 3.1): reading them, and writing them all or nothing.
+//! Setting the kernel defaults, `net.ipv4.tcp_keepalive_{time,intvl,probes}`
+//! (HOWTO 3.1), all or nothing. Reading them is
+//! [`kernel_defaults`](crate::kernel_defaults).
 //!
 //! They are per network namespace; run these functions inside one with
-//! [`NetNs::run`](crate::NetNs::run).
+//! [`NetNs::run`](super::NetNs::run).
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::path::PathBuf;
 
-use keepalive_core::{KernelDefaults, PROC_FILES, ProbeCount, Seconds, parse_sysctl_value};
+use keepalive_core::{KernelDefaults, ProbeCount, Seconds};
+
+use crate::sysctl::{proc_path, read_value};
 
 /// One of the three keepalive sysctls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,10 +40,7 @@ impl SysctlKey {
 
     /// The procfs path relative to `/`, e.g. `proc/sys/net/ipv4/tcp_keepalive_time`.
     pub fn proc_path(self) -> &'static str {
-        let abs = PROC_FILES[self as usize]
-            .to_str()
-            .expect("the paths are ASCII");
-        abs.trim_start_matches('/')
+        proc_path(self as usize)
     }
 
     /// The key's value in `d`.
@@ -55,7 +55,7 @@ impl SysctlKey {
     /// Finds a key by its sysctl name, with `.` or `/` as separator.
     ///
     /// ```
-    /// use keepalive::SysctlKey;
+    /// use keepalive::host::SysctlKey;
     /// assert_eq!(SysctlKey::from_name("net/ipv4/tcp_keepalive_intvl"), Some(SysctlKey::Intvl));
     /// assert_eq!(SysctlKey::from_name("net.ipv4.tcp_fin_timeout"), None);
     /// ```
@@ -226,22 +226,7 @@ impl ProcStore {
 
 impl SysctlStore for ProcStore {
     fn read(&mut self, key: SysctlKey) -> io::Result<u64> {
-        let path = self.path(key);
-        let mut text = Vec::new();
-        // Bounded: a procfs value is short, and a stray device file is not.
-        File::open(&path)
-            .and_then(|f| f.take(64).read_to_end(&mut text))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        parse_sysctl_value(&text).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a number: {:?}",
-                    path.display(),
-                    String::from_utf8_lossy(&text)
-                ),
-            )
-        })
+        read_value(&self.path(key))
     }
 
     fn check_writable(&mut self, key: SysctlKey) -> io::Result<()> {
@@ -259,23 +244,6 @@ impl SysctlStore for ProcStore {
             .open(self.path(key))?;
         f.write_all(format!("{value}\n").as_bytes())
     }
-}
-
-/// Reads the kernel defaults of the current network namespace from
-/// `/proc/sys/net/ipv4`.
-///
-/// ```
-/// let d = keepalive::kernel_defaults()?;
-/// assert!(d.idle > 0);
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn kernel_defaults() -> io::Result<KernelDefaults> {
-    kernel_defaults_in(Path::new("/"))
-}
-
-/// Reads the kernel defaults from `root/proc/sys/net/ipv4` (tests, images).
-pub fn kernel_defaults_in(root: &Path) -> io::Result<KernelDefaults> {
-    read_defaults(&mut ProcStore::new(root))
 }
 
 fn read_defaults(store: &mut impl SysctlStore) -> io::Result<KernelDefaults> {
@@ -344,83 +312,28 @@ pub fn set_kernel_defaults_with(
     Ok(plan)
 }
 
-/// How long keepalive takes to find a dead idle peer with these values:
-/// `idle + interval x count` seconds (saturating).
-pub fn detection_secs(d: &KernelDefaults) -> u64 {
-    d.idle.saturating_add(d.interval.saturating_mul(d.count))
-}
-
-/// `7875` -> `2h 11m 15s`; `60` -> `1m`; `0` -> `0s`.
-///
-/// ```
-/// assert_eq!(keepalive::human_secs(7875), "2h 11m 15s");
-/// assert_eq!(keepalive::human_secs(600), "10m");
-/// ```
-pub fn human_secs(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let parts: Vec<String> = [(h, "h"), (m, "m"), (s, "s")]
-        .into_iter()
-        .filter(|(n, _)| *n != 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".to_owned()
-    } else {
-        parts.join(" ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-
-    fn temp_root(name: &str, values: [u64; 3]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("keepalive-{name}-{}", std::process::id()));
-        for (key, v) in SysctlKey::ALL.into_iter().zip(values) {
-            let path = dir.join(key.proc_path());
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, format!("{v}\n")).unwrap();
-        }
-        dir
-    }
-
-    #[test]
-    fn reads_under_a_root() {
-        let dir = temp_root("read", [600, 60, 20]);
-        let d = kernel_defaults_in(&dir);
-        std::fs::write(dir.join(SysctlKey::Probes.proc_path()), "x\n").unwrap();
-        let bad = kernel_defaults_in(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            d.unwrap(),
-            KernelDefaults {
-                idle: 600,
-                interval: 60,
-                count: 20
-            }
-        );
-        let err = bad.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("tcp_keepalive_probes"), "{err}");
-    }
+    use crate::kernel_defaults_in;
+    use crate::sysctl::tests::proc_root;
 
     #[test]
     fn set_writes_only_what_changes() {
-        let dir = temp_root("set", [7200, 75, 9]);
-        let mut store = ProcStore::new(&dir);
+        let dir = proc_root(["7200\n", "75\n", "9\n"]);
+        let mut store = ProcStore::new(dir.path());
         let change = DefaultsChange {
             idle: Seconds::new(600),
             interval: Seconds::new(75),
             ..Default::default()
         };
-        let intvl = dir.join(SysctlKey::Intvl.proc_path());
+        let intvl = dir.path().join(SysctlKey::Intvl.proc_path());
         let before = std::fs::metadata(&intvl).unwrap().modified().unwrap();
         let written = set_kernel_defaults_with(&mut store, &change).unwrap();
-        let after = kernel_defaults_in(&dir).unwrap();
+        let after = kernel_defaults_in(dir.path()).unwrap();
         let untouched = std::fs::metadata(&intvl).unwrap().modified().unwrap() == before;
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
             written,
             [
@@ -545,14 +458,5 @@ mod tests {
         );
         assert!(err.to_string().contains("/proc/sys is read-only"), "{err}");
         assert_eq!(store.writes, 0);
-    }
-
-    #[test]
-    fn detection_time() {
-        let d = KernelDefaults::BUILTIN;
-        assert_eq!(detection_secs(&d), 7875);
-        assert_eq!(human_secs(detection_secs(&d)), "2h 11m 15s");
-        assert_eq!(human_secs(0), "0s");
-        assert_eq!(human_secs(3601), "1h 1s");
     }
 }

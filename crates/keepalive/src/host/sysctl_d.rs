@@ -8,8 +8,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file::write_atomic;
-use crate::sysctl::SysctlKey;
+use super::atomic_file::write_atomic;
+use super::sysctl::SysctlKey;
 
 /// Our drop-in, relative to the root.
 pub const DROPIN: &str = "etc/sysctl.d/90-keepalive.conf";
@@ -154,7 +154,7 @@ pub struct Persisted {
 /// then scans for later settings of the same keys.
 ///
 /// ```
-/// use keepalive::{persist, SysctlKey};
+/// use keepalive::host::{persist, SysctlKey};
 /// let root = std::env::temp_dir().join(format!("ka-persist-doc-{}", std::process::id()));
 /// let done = persist(&root, &[(SysctlKey::Time, 600)])?;
 /// assert!(done.changed);
