@@ -3,10 +3,11 @@
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{self, Output, TIMEOUT, bare, preload, preloaded, run, skip, tool};
+use crate::util::{
+    self, Output, TIMEOUT, bare, preload, preloaded, run, skip, target_tempdir, tool,
+};
 
 /// `keepalive` with the test's library and none of the preload's variables.
 fn keepalive() -> Command {
@@ -27,14 +28,6 @@ fn check_json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not one JSON line ({e})\n{out}"));
     assert_eq!(line["type"], "socket", "{out}");
     line["data"].clone()
-}
-
-/// A directory under the cargo target, private to this test process.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -286,15 +279,15 @@ fn run_names_where_it_looked_for_the_library() {
     );
 
     // A copy of the binary in a directory with no library next to it.
-    let dir = scratch("nolib");
+    let tmp = target_tempdir("cli-nolib");
+    let dir = tmp.path();
     let exe = dir.join("keepalive");
     std::fs::copy(env!("CARGO_BIN_EXE_keepalive"), &exe).unwrap();
     let out = run(bare(&exe).args(["run", "true"]), TIMEOUT);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1), "{out}");
     let looked = format!(
         "looked in: {}/libkeepalive.so",
-        dir.canonicalize().unwrap_or(dir.clone()).display()
+        dir.canonicalize().unwrap().display()
     );
     assert!(
         out.stderr.contains("cannot find libkeepalive.so") && out.stderr.contains(&looked),
@@ -304,7 +297,8 @@ fn run_names_where_it_looked_for_the_library() {
 
 #[test]
 fn run_refuses_a_library_path_ld_preload_cannot_carry() {
-    let dir = scratch("sp ace");
+    let tmp = target_tempdir("cli-sp ace");
+    let dir = tmp.path();
     let lib = dir.join("libkeepalive.so");
     std::fs::copy(preload(), &lib).unwrap();
     let out = run(
@@ -313,7 +307,6 @@ fn run_refuses_a_library_path_ld_preload_cannot_carry() {
             .args(["run", "true"]),
         TIMEOUT,
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(
         out.stderr
@@ -324,7 +317,8 @@ fn run_refuses_a_library_path_ld_preload_cannot_carry() {
 
 #[test]
 fn run_finds_the_library_next_to_itself() {
-    let dir = scratch("nextto");
+    let tmp = target_tempdir("cli-nextto");
+    let dir = tmp.path();
     let exe = dir.join("keepalive");
     std::fs::copy(env!("CARGO_BIN_EXE_keepalive"), &exe).unwrap();
     std::fs::copy(preload(), dir.join("libkeepalive.so")).unwrap();
@@ -344,7 +338,6 @@ fn run_finds_the_library_next_to_itself() {
             .arg("check"),
         TIMEOUT,
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.stdout, HOWTO, "{out}");
 }
 
@@ -360,7 +353,8 @@ fn run_warns_about_a_static_binary() {
     let Some(gcc) = tool("gcc") else {
         skip!("gcc is not installed")
     };
-    let dir = scratch("static");
+    let tmp = target_tempdir("cli-static");
+    let dir = tmp.path();
     std::fs::write(dir.join("s.c"), "int main(void) { return 0; }\n").unwrap();
     let built = run(
         Command::new(gcc)
@@ -371,11 +365,9 @@ fn run_warns_about_a_static_binary() {
         TIMEOUT,
     );
     if !built.status.success() {
-        std::fs::remove_dir_all(&dir).unwrap();
         skip!("gcc -static failed (no libc.a?)\n{built}");
     }
     let out = run(keepalive().arg("run").arg("--").arg(dir.join("s")), TIMEOUT);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.status.success(), "the program still runs\n{out}");
     assert!(
         out.stderr
@@ -389,7 +381,8 @@ fn run_warns_about_a_go_binary() {
     let Some(objcopy) = tool("objcopy") else {
         skip!("objcopy (binutils) is not installed")
     };
-    let dir = scratch("go");
+    let tmp = target_tempdir("cli-go");
+    let dir = tmp.path();
     let empty = dir.join("empty");
     std::fs::write(&empty, b"").unwrap();
     let go = dir.join("gobin");
@@ -402,7 +395,6 @@ fn run_warns_about_a_go_binary() {
     );
     made.assert_success();
     let out = run(keepalive().arg("run").arg("--").arg(&go), TIMEOUT);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.stderr.contains("is a Go program"), "{out}");
 }
 
@@ -411,8 +403,9 @@ fn run_warns_about_a_setuid_binary_through_a_script() {
     if !util::is_root() {
         skip!("making a setuid binary owned by another user needs root");
     }
-    let dir = scratch("setuid");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = target_tempdir("cli-setuid");
+    let dir = tmp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = dir.join("suid");
     std::fs::copy("/bin/true", &exe).unwrap();
     std::os::unix::fs::chown(&exe, Some(65534), Some(65534)).unwrap();
@@ -421,7 +414,6 @@ fn run_warns_about_a_setuid_binary_through_a_script() {
     std::fs::write(&script, format!("#!{}\n", exe.display())).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = run(keepalive().arg("run").arg("--").arg(&script), TIMEOUT);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         out.stderr.contains("suid is setuid/setgid to another user"),
         "{out}"
@@ -436,7 +428,8 @@ fn run_warns_about_a_binary_with_file_capabilities() {
     let Some(setcap) = tool("setcap") else {
         skip!("setcap (libcap2-bin) is not installed")
     };
-    let dir = scratch("caps");
+    let tmp = target_tempdir("cli-caps");
+    let dir = tmp.path();
     let exe = dir.join("capped");
     std::fs::copy("/bin/true", &exe).unwrap();
     let set = run(
@@ -444,11 +437,9 @@ fn run_warns_about_a_binary_with_file_capabilities() {
         TIMEOUT,
     );
     if !set.status.success() {
-        std::fs::remove_dir_all(&dir).unwrap();
         skip!("this file system takes no file capabilities\n{set}");
     }
     let out = run(keepalive().arg("run").arg("--").arg(&exe), TIMEOUT);
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(out.stderr.contains("capped has file capabilities"), "{out}");
 }
 

@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::util::{
-    Output, TIMEOUT, bare, is_root, nodelay_lib, preload, run, skip, spawn, tool, wait,
+    Output, TIMEOUT, bare, is_root, nodelay_lib, preload, run, skip, spawn, target_tempdir, tool,
+    wait,
 };
 
 /// The entry `install --global` writes.
@@ -22,38 +23,42 @@ const OTHERS: &str = "# site-wide preloads\n\
                       \t/usr/lib/libqux.so\n\
                       # end\n";
 
-/// A directory standing for `/`, with the test's pid in its name, under the
-/// cargo target (not /tmp, which may be mounted noexec and then nothing
-/// loads from it); removed when dropped.
-struct Root(PathBuf);
+/// A directory standing for `/`, under the cargo target (not /tmp, which
+/// may be mounted noexec and then nothing loads from it); removed when
+/// dropped.
+struct Root(tempfile::TempDir);
 
 impl Root {
     fn new(name: &str) -> Root {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("install-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Root(dir)
+        Root(target_tempdir(&format!("install-{name}")))
+    }
+
+    /// The directory.
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     /// `<root>/etc/ld.so.preload`.
     fn preload_file(&self) -> PathBuf {
-        self.0.join("etc/ld.so.preload")
+        self.path().join("etc/ld.so.preload")
     }
 
     /// `<root>/usr/local/lib/keepalive/libkeepalive.so`.
     fn library(&self) -> PathBuf {
-        self.0.join(ENTRY.trim_start_matches('/'))
+        self.path().join(ENTRY.trim_start_matches('/'))
     }
 
     fn write_preload_file(&self, text: &str) {
-        std::fs::create_dir_all(self.0.join("etc")).unwrap();
+        std::fs::create_dir_all(self.path().join("etc")).unwrap();
         std::fs::write(self.preload_file(), text).unwrap();
     }
 
     /// `keepalive <args> --root <root>`.
     fn keepalive(&self, args: &[&str]) -> Output {
-        run(keepalive().args(args).arg("--root").arg(&self.0), TIMEOUT)
+        run(
+            keepalive().args(args).arg("--root").arg(self.path()),
+            TIMEOUT,
+        )
     }
 
     /// Like [`keepalive`](Self::keepalive), and asserts exit status 0.
@@ -61,12 +66,6 @@ impl Root {
         let out = self.keepalive(args);
         assert_eq!(out.status.code(), Some(0), "keepalive {args:?}\n{out}");
         out
-    }
-}
-
-impl Drop for Root {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -115,7 +114,7 @@ fn install_copies_the_library_and_leaves_ld_so_preload_alone() {
     assert_eq!(mode(&root.library()), 0o644);
     assert!(out.stdout.starts_with("copied "), "{out}");
     assert!(!root.preload_file().exists(), "{out}");
-    assert!(!root.0.join("etc").exists(), "{out}");
+    assert!(!root.path().join("etc").exists(), "{out}");
 
     let before = snapshot(&root.library());
     let again = root.ok(&["install"]);
@@ -258,7 +257,7 @@ fn assert_refused_by(root: &Root, args: &[&str], lib: &Path, expected: &str) -> 
 fn install_refuses_a_library_that_does_not_load() {
     let root = Root::new("garbage");
     root.write_preload_file(OTHERS);
-    let garbage = root.0.join("libkeepalive.so");
+    let garbage = root.path().join("libkeepalive.so");
     std::fs::write(&garbage, b"\x7fELF? no, garbage bytes\n").unwrap();
     let out = assert_refused(&root, &garbage, "does not load");
     // What the loader said.
@@ -271,7 +270,7 @@ fn install_refuses_a_library_that_does_not_load() {
 fn install_refusal_keeps_the_library_already_installed() {
     let root = Root::new("keep");
     root.ok(&["install", "--global"]);
-    let garbage = root.0.join("libkeepalive.so");
+    let garbage = root.path().join("libkeepalive.so");
     std::fs::write(&garbage, b"garbage").unwrap();
     assert_refused(&root, &garbage, "does not load");
     assert_eq!(
@@ -295,7 +294,7 @@ fn install_refuses_a_library_without_keepalive() {
 #[test]
 fn root_must_be_a_directory() {
     let root = Root::new("missing");
-    let missing = root.0.join("nowhere");
+    let missing = root.path().join("nowhere");
     let out = run(
         keepalive()
             .args(["install", "--global", "--root"])
@@ -367,13 +366,13 @@ fn install_undoes_the_copy_when_it_does_not_load_where_installed() {
     let out = run(
         bare("mount")
             .args(["-t", "tmpfs", "-o", "noexec,mode=0755", "tmpfs"])
-            .arg(&root.0),
+            .arg(root.path()),
         TIMEOUT,
     );
     if !out.status.success() {
         skip!("cannot mount a tmpfs (a container without CAP_SYS_ADMIN?)\n{out}");
     }
-    let _mount = Mount(root.0.clone());
+    let _mount = Mount(root.path().to_owned());
     std::fs::create_dir_all(root.library().parent().unwrap()).unwrap();
     std::fs::write(root.library(), b"the previous copy").unwrap();
     root.write_preload_file(OTHERS);
@@ -399,7 +398,7 @@ fn install_without_global_refuses_a_library_that_does_not_load() {
     // that a plain `install` replaces: it must be test-loaded too.
     let root = Root::new("local-garbage");
     root.ok(&["install", "--global"]);
-    let garbage = root.0.join("libkeepalive.so");
+    let garbage = root.path().join("libkeepalive.so");
     std::fs::write(&garbage, b"garbage").unwrap();
     let out = assert_refused_by(&root, &["install"], &garbage, "does not load");
     assert!(out.stderr.contains("cannot be preloaded"), "{out}");
@@ -417,14 +416,14 @@ fn install_without_global_refuses_a_library_whose_constructor_aborts() {
     }
     let root = Root::new("abort");
     root.ok(&["install", "--global"]);
-    let source = root.0.join("abort.c");
+    let source = root.path().join("abort.c");
     std::fs::write(
         &source,
         "#include <stdlib.h>\n\
          __attribute__((constructor)) static void die(void) { abort(); }\n",
     )
     .unwrap();
-    let lib = root.0.join("libabort.so");
+    let lib = root.path().join("libabort.so");
     let out = run(
         bare("gcc")
             .args(["-shared", "-fPIC", "-o"])
@@ -452,7 +451,7 @@ fn keepalive_under_umask_077(root: &Root, args: &[&str]) -> Output {
         .arg(env!("CARGO_BIN_EXE_keepalive"))
         .args(args)
         .arg("--root")
-        .arg(&root.0)
+        .arg(root.path())
         .env("KEEPALIVE_LIBRARY", preload());
     run(&mut cmd, TIMEOUT)
 }
@@ -469,7 +468,7 @@ fn install_under_umask_077_creates_directories_everyone_can_search() {
         "usr/local/lib",
         "usr/local/lib/keepalive",
     ] {
-        assert_eq!(mode(&root.0.join(dir)), 0o755, "{dir}\n{out}");
+        assert_eq!(mode(&root.path().join(dir)), 0o755, "{dir}\n{out}");
     }
     assert_eq!(mode(&root.library()), 0o644, "{out}");
     assert_eq!(mode(&root.preload_file()), 0o644, "{out}");
@@ -493,7 +492,7 @@ fn install_global_refuses_a_library_others_cannot_reach() {
 
     // The file itself must be readable by others too.
     std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o755)).unwrap();
-    let lib = root.0.join("libkeepalive.so");
+    let lib = root.path().join("libkeepalive.so");
     std::fs::copy(preload(), &lib).unwrap();
     std::fs::set_permissions(&lib, PermissionsExt::from_mode(0o600)).unwrap();
     root.ok(&["install", "--library", lib.to_str().unwrap()]);
@@ -541,45 +540,45 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn install_and_uninstall_refuse_to_write_through_symlinks() {
     let outside = Root::new("outside");
-    std::fs::write(outside.0.join("ld.so.preload"), OTHERS).unwrap();
-    std::fs::create_dir_all(outside.0.join("lib")).unwrap();
-    std::fs::copy(preload(), outside.0.join("lib/libkeepalive.so")).unwrap();
-    let before = tree(&outside.0);
+    std::fs::write(outside.path().join("ld.so.preload"), OTHERS).unwrap();
+    std::fs::create_dir_all(outside.path().join("lib")).unwrap();
+    std::fs::copy(preload(), outside.path().join("lib/libkeepalive.so")).unwrap();
+    let before = tree(outside.path());
     let cases: [(&str, &str, &Path, &[&str]); 7] = [
-        ("link-etc", "etc", &outside.0, &["install", "--global"]),
+        ("link-etc", "etc", outside.path(), &["install", "--global"]),
         (
             "link-preload",
             "etc/ld.so.preload",
-            &outside.0.join("ld.so.preload"),
+            &outside.path().join("ld.so.preload"),
             &["install", "--global"],
         ),
         (
             "link-uninstall",
             "etc/ld.so.preload",
-            &outside.0.join("ld.so.preload"),
+            &outside.path().join("ld.so.preload"),
             &["uninstall", "--global"],
         ),
-        ("link-usr", "usr", &outside.0, &["install"]),
-        ("link-local", "usr/local", &outside.0, &["install"]),
+        ("link-usr", "usr", outside.path(), &["install"]),
+        ("link-local", "usr/local", outside.path(), &["install"]),
         (
             "link-libdir",
             "usr/local/lib/keepalive",
-            &outside.0.join("lib"),
+            &outside.path().join("lib"),
             &["install", "--global"],
         ),
         (
             "link-lib",
             ENTRY.trim_start_matches('/'),
-            &outside.0.join("lib/libkeepalive.so"),
+            &outside.path().join("lib/libkeepalive.so"),
             &["install"],
         ),
     ];
     for (name, link, to, args) in cases {
         let root = Root::new(name);
-        let link = root.0.join(link);
+        let link = root.path().join(link);
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(to, &link).unwrap();
-        let inside = tree(&root.0);
+        let inside = tree(root.path());
         let out = root.keepalive(args);
         assert_eq!(out.status.code(), Some(1), "{name}\n{out}");
         assert!(out.stderr.contains("symbolic link"), "{name}\n{out}");
@@ -587,8 +586,12 @@ fn install_and_uninstall_refuse_to_write_through_symlinks() {
             out.stderr.contains(&link.display().to_string()),
             "{name}: the message names the link\n{out}"
         );
-        assert_eq!(tree(&root.0), inside, "{name}: nothing written\n{out}");
-        assert_eq!(tree(&outside.0), before, "{name}: nothing outside\n{out}");
+        assert_eq!(tree(root.path()), inside, "{name}: nothing written\n{out}");
+        assert_eq!(
+            tree(outside.path()),
+            before,
+            "{name}: nothing outside\n{out}"
+        );
     }
 }
 
@@ -598,7 +601,7 @@ fn a_closed_stdout_does_not_stop_the_work() {
     root.write_preload_file(OTHERS);
     // `keepalive ... | true`: the reading end is closed before it prints.
     let closed = |args: &[&str]| -> Output {
-        let mut child = spawn(keepalive().args(args).arg("--root").arg(&root.0));
+        let mut child = spawn(keepalive().args(args).arg("--root").arg(root.path()));
         drop(child.stdout.take());
         wait(child, TIMEOUT)
     };
@@ -627,10 +630,10 @@ fn flock_exclusive(file: &std::fs::File) {
 /// change ld.so.preload meanwhile (as another writer would), releases the
 /// lock and returns what the command did.
 fn run_behind_the_lock(root: &Root, args: &[&str], edit: impl FnOnce()) -> Output {
-    let etc = std::fs::File::open(root.0.join("etc")).unwrap();
+    let etc = std::fs::File::open(root.path().join("etc")).unwrap();
     flock_exclusive(&etc);
     let before = snapshot(&root.preload_file());
-    let child = spawn(keepalive().args(args).arg("--root").arg(&root.0));
+    let child = spawn(keepalive().args(args).arg("--root").arg(root.path()));
     let pid = child.id().to_string();
     let deadline = Instant::now() + TIMEOUT;
     let mut child = Some(child);

@@ -21,7 +21,7 @@ use keepalive::{ProbeCount, Seconds, Settings};
 use serde::Deserialize;
 
 use crate::util::{
-    Keepalive, Netns, Output, Record, Running, TIMEOUT, TempFile, bare, is_root, kernel_defaults,
+    Keepalive, Netns, Output, Record, Running, TIMEOUT, bare, is_root, kernel_defaults,
     parse_ss_time, python3, run, skip, spawn, tool,
 };
 
@@ -756,7 +756,7 @@ fn ls_agrees_with_ss_in_a_network_namespace() {
         Ok(ns) => ns,
         Err(why) => skip!("{why}"),
     };
-    let inside = keepalive::NetNs::open(ns.name()).expect("open the namespace");
+    let inside = keepalive::host::NetNs::open(ns.name()).expect("open the namespace");
     let ours = inside
         .run(|| make_sockets(&["127.0.0.1", "::1"]))
         .expect("enter the namespace");
@@ -793,11 +793,16 @@ fn ls_agrees_with_ss_in_a_network_namespace() {
     }
 }
 
-/// A copy of the keepalive binary that any user may run, removed on drop.
-fn world_executable_binary() -> TempFile {
-    let copy = TempFile::new("keepalive-bin");
-    std::fs::copy(env!("CARGO_BIN_EXE_keepalive"), copy.path()).expect("copy the binary");
-    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+/// A copy of the keepalive binary that any user may run, removed on drop
+/// (a path with no descriptor open on it, so that it can be run).
+fn world_executable_binary() -> tempfile::TempPath {
+    let copy = tempfile::Builder::new()
+        .prefix("keepalive-bin-")
+        .tempfile()
+        .expect("create the copy")
+        .into_temp_path();
+    std::fs::copy(env!("CARGO_BIN_EXE_keepalive"), &copy).expect("copy the binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     copy
 }
 
@@ -823,7 +828,7 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
         Err(why) => skip!("{why}"),
     };
     let bin = world_executable_binary();
-    let mut cmd = match as_nobody(bin.path()) {
+    let mut cmd = match as_nobody(&bin) {
         Ok(c) => c,
         Err(why) => skip!("{why}"),
     };
@@ -849,7 +854,7 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
     assert_eq!(mine[0].options.map(|o| o.so_keepalive), Some(false));
 
     // What nobody's ls shows of the same connection: all but the owner.
-    let mut ls_cmd = as_nobody(bin.path()).unwrap();
+    let mut ls_cmd = as_nobody(&bin).unwrap();
     let out = run(ls_cmd.args(["ls", "--json"]), TIMEOUT);
     out.assert_success();
     let local = addr("127.0.0.1", client_port);
@@ -863,7 +868,7 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
     let c = find(&seen, local, addr("127.0.0.1", port));
     assert!(c.processes.is_none(), "owner should be unknown: {c:?}");
     assert_eq!(c.keepalive, Some(false));
-    let text = run(as_nobody(bin.path()).unwrap().arg("ls"), TIMEOUT);
+    let text = run(as_nobody(&bin).unwrap().arg("ls"), TIMEOUT);
     let row = text
         .stdout
         .lines()

@@ -45,7 +45,8 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::Duration;
 
-use keepalive::{KeepaliveState, NetNs, ProbeCount, Seconds, Settings, UserTimeout};
+use keepalive::host::NetNs;
+use keepalive::{KeepaliveState, ProbeCount, Seconds, Settings, UserTimeout};
 
 use crate::util::{Running, TIMEOUT, bare, is_root, preload, python3, run, skip, tool};
 
@@ -813,7 +814,7 @@ impl Drop for Topology {
 fn sweep_stale() {
     static SWEEP: Once = Once::new();
     SWEEP.call_once(|| {
-        let Ok(dir) = std::fs::read_dir(keepalive::NETNS_RUN_DIR) else {
+        let Ok(dir) = std::fs::read_dir(keepalive::host::NETNS_RUN_DIR) else {
             return;
         };
         for entry in dir.flatten() {

@@ -12,9 +12,10 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::util::{
-    COUNT, IDLE, INTERVAL, Keepalive, Output, Record, SETTINGS, TIMEOUT, TempDir, TempFile, bare,
-    commands, configured, ctor_lib, inherit_fd, is_root, kernel_defaults, ld_preload, nodelay_lib,
-    preload, preloaded, probe, run_ok, set_int_option, skip, spawn, strace_setsockopt, tool, wait,
+    COUNT, IDLE, INTERVAL, Keepalive, Output, Record, SETTINGS, TIMEOUT, bare, commands,
+    configured, ctor_lib, inherit_fd, is_root, kernel_defaults, ld_preload, nodelay_lib, preload,
+    preloaded, probe, run_ok, set_int_option, skip, spawn, strace_setsockopt, target_tempdir, tool,
+    wait,
 };
 
 /// The variables that set a socket option.
@@ -577,13 +578,14 @@ fn assert_debug_lines(out: &Output, log: &str) {
 
 #[test]
 fn debug_file_gets_one_line_per_tcp_socket() {
-    let log = TempFile::new("debug.log");
+    let log = tempfile::NamedTempFile::new().expect("create the log file");
     let out = run_ok(
         configured(probe())
             .env("KEEPALIVE_DEBUG", log.path())
             .args(commands(&TWO_TCP_ONE_UDP)),
     );
-    assert_debug_lines(&out, &log.read());
+    let text = std::fs::read_to_string(log.path()).expect("read the log");
+    assert_debug_lines(&out, &text);
     assert_eq!(out.stderr, "", "the log went to a file, not stderr\n{out}");
 }
 
@@ -772,25 +774,25 @@ fn setuid_program_ignores_keepalive_debug() {
     if tool("unshare").is_none() || tool("setpriv").is_none() {
         skip!("unshare and setpriv (util-linux) are needed");
     }
-    let dir = TempDir::new("secure");
-    let logs = dir.join("logs");
+    let dir = target_tempdir("secure");
+    let logs = dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let mode =
         |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     mode(dir.path(), 0o755);
     mode(&logs, 0o777);
-    let lib = dir.join("libkeepalive.so");
+    let lib = dir.path().join("libkeepalive.so");
     std::fs::copy(preload(), &lib).unwrap();
     mode(&lib, 0o644);
-    let copied = run_ok(bare("cp").arg("-a").arg("/etc").arg(dir.join("etc")));
+    let copied = run_ok(bare("cp").arg("-a").arg("/etc").arg(dir.path().join("etc")));
     drop(copied);
     std::fs::write(
-        dir.join("etc/ld.so.preload"),
+        dir.path().join("etc/ld.so.preload"),
         format!("{}\n", lib.display()),
     )
     .unwrap();
-    let plain = dir.join("probe");
-    let suid = dir.join("suid-probe");
+    let plain = dir.path().join("probe");
+    let suid = dir.path().join("suid-probe");
     std::fs::copy(probe(), &plain).unwrap();
     std::fs::copy(probe(), &suid).unwrap();
     mode(&plain, 0o755);

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    self, Keepalive, Output, Running, TIMEOUT, TempFile, bare, commands, configured, have_java,
+    self, Keepalive, Output, Running, TIMEOUT, bare, commands, configured, have_java,
     kernel_defaults, preloaded, probe, python3, run, run_ok, skip, spawn, ss_keepalive_timer, tool,
 };
 
@@ -136,7 +136,12 @@ fn java_socket_gets_keepalive() {
     if !have_java() {
         skip!("java is not installed (`java -version` failed)");
     }
-    let source = TempFile::new("KeepaliveProbe.java");
+    // The source-file launcher runs only a file named `*.java`.
+    let source = tempfile::Builder::new()
+        .prefix("KeepaliveProbe-")
+        .suffix(".java")
+        .tempfile()
+        .expect("create the Java source file");
     std::fs::write(source.path(), JAVA_SOURCE).expect("write the Java source");
     let listener = local_listener();
     let port = listener.local_addr().expect("address").port();
@@ -272,7 +277,7 @@ fn curl_without_preload_has_no_keepalive_timer() {
 fn strace_python(env: &[(&str, &str)], expr: &str, script: &str) -> Option<(Output, String)> {
     let python = python3()?;
     tool("strace")?;
-    let trace = TempFile::new("strace-python");
+    let trace = tempfile::NamedTempFile::new().expect("create the trace file");
     let mut cmd = bare("strace");
     cmd.args([
         "-f",
@@ -291,7 +296,8 @@ fn strace_python(env: &[(&str, &str)], expr: &str, script: &str) -> Option<(Outp
     }
     cmd.arg("--").arg(python).args(["-c", script]);
     let out = run_ok(&mut cmd);
-    Some((out, trace.read()))
+    let trace = std::fs::read_to_string(trace.path()).expect("read the trace");
+    Some((out, trace))
 }
 
 /// A unix-socket server (dbus, postgres...) pays nothing for the preload:
@@ -352,13 +358,14 @@ fn high_numbered_listener_keeps_the_programs_choice() {
 
 #[test]
 fn two_copies_of_the_library_act_once() {
-    let copy = TempFile::new("libkeepalive-copy.so");
-    std::fs::copy(crate::util::preload(), copy.path()).expect("copy the library");
-    let both = format!(
-        "{}:{}",
-        copy.path().display(),
-        crate::util::preload().display()
-    );
+    let copy = tempfile::Builder::new()
+        .prefix("libkeepalive-copy-")
+        .suffix(".so")
+        .tempfile()
+        .expect("create the copy")
+        .into_temp_path();
+    std::fs::copy(crate::util::preload(), &copy).expect("copy the library");
+    let both = format!("{}:{}", copy.display(), crate::util::preload().display());
     let script = "import socket; s = socket.socket(); print(s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))";
     let Some((out, trace)) = strace_python(
         &[("LD_PRELOAD", &both), ("KEEPIDLE", "abc")],

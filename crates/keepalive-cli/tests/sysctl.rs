@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{Netns, Output, TIMEOUT, TempDir, bare, run, skip, tool};
+use crate::util::{Netns, Output, TIMEOUT, bare, run, skip, target_tempdir, tool};
 
 fn keepalive() -> Command {
     bare(env!("CARGO_BIN_EXE_keepalive"))
@@ -46,11 +46,11 @@ fn host(key: &str) -> u64 {
 }
 
 /// A directory standing for `/`, removed on drop.
-struct Root(TempDir);
+struct Root(tempfile::TempDir);
 
 impl Root {
     fn new(name: &str) -> Root {
-        Root(TempDir::new(&format!("sysctl-{name}")))
+        Root(target_tempdir(&format!("sysctl-{name}")))
     }
 
     fn arg(&self) -> &str {
@@ -58,7 +58,7 @@ impl Root {
     }
 
     fn dropin(&self) -> PathBuf {
-        self.0.join("etc/sysctl.d/90-keepalive.conf")
+        self.0.path().join("etc/sysctl.d/90-keepalive.conf")
     }
 }
 
@@ -335,15 +335,15 @@ fn persist_writes_the_exact_dropin_once() {
 #[test]
 fn persist_reports_a_later_override_with_file_and_line() {
     let root = Root::new("override");
-    std::fs::create_dir_all(root.0.join("etc")).unwrap();
+    std::fs::create_dir_all(root.0.path().join("etc")).unwrap();
     std::fs::write(
-        root.0.join("etc/sysctl.conf"),
+        root.0.path().join("etc/sysctl.conf"),
         "# site settings\nnet.ipv4.tcp_keepalive_time = 7200\n",
     )
     .unwrap();
-    std::fs::create_dir_all(root.0.join("usr/lib/sysctl.d")).unwrap();
+    std::fs::create_dir_all(root.0.path().join("usr/lib/sysctl.d")).unwrap();
     std::fs::write(
-        root.0.join("usr/lib/sysctl.d/10-early.conf"),
+        root.0.path().join("usr/lib/sysctl.d/10-early.conf"),
         "net.ipv4.tcp_keepalive_time = 1\n",
     )
     .unwrap();
@@ -362,7 +362,7 @@ fn persist_reports_a_later_override_with_file_and_line() {
     assert!(warnings[0].contains(&want), "{out}");
     // Other files are never edited.
     assert_eq!(
-        std::fs::read_to_string(root.0.join("etc/sysctl.conf")).unwrap(),
+        std::fs::read_to_string(root.0.path().join("etc/sysctl.conf")).unwrap(),
         "# site settings\nnet.ipv4.tcp_keepalive_time = 7200\n"
     );
 }

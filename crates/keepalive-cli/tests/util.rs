@@ -493,62 +493,19 @@ pub fn kernel_defaults() -> Keepalive {
     defaults
 }
 
-/// A file name in the temporary directory with the test process's pid and
-/// `name` in it; the file is removed when this is dropped.
-pub struct TempFile(PathBuf);
-
-impl TempFile {
-    pub fn new(name: &str) -> TempFile {
-        let path =
-            std::env::temp_dir().join(format!("keepalive-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        TempFile(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// The file's contents, empty when it does not exist.
-    pub fn read(&self) -> String {
-        std::fs::read_to_string(&self.0).unwrap_or_default()
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A directory under the cargo target with `name` and the test process's
-/// pid in its name, made empty on creation and removed (with everything in
-/// it) when this is dropped, whatever way the test ends.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> TempDir {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the test directory");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// `path()/rel`.
-    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A new directory under the cargo target (not /tmp, which may be mounted
+/// noexec, and then nothing loads or runs from it), named `<prefix>-XXXXXX`,
+/// mode 0755 so that programs a test runs as nobody can reach it; removed
+/// with everything in it when dropped, whatever way the test ends.
+pub fn target_tempdir(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(dir).expect("create CARGO_TARGET_TMPDIR");
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir_in(dir)
+        .expect("create a temporary directory")
 }
 
 /// A network namespace named `ka-<tag>-<pid>-<n>`, with `lo` up, deleted
@@ -611,8 +568,7 @@ fn setsockopt_call(line: &str) -> Option<String> {
 /// (see [`setsockopt_call`]; a line strace wrote in an unexpected form is
 /// kept as it is).
 pub fn strace_setsockopt(env: &[(&str, &str)], cmds: &[&str]) -> (Output, Vec<String>) {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let trace = TempFile::new(&format!("strace-{}", RUNS.fetch_add(1, Ordering::Relaxed)));
+    let trace = tempfile::NamedTempFile::new().expect("create the trace file");
     let mut cmd = bare("strace");
     cmd.args([
         "-f",
@@ -631,7 +587,11 @@ pub fn strace_setsockopt(env: &[(&str, &str)], cmds: &[&str]) -> (Output, Vec<St
     }
     cmd.arg("--").arg(probe()).args(commands(cmds));
     let out = run(&mut cmd, TIMEOUT);
-    let calls = trace.read().lines().filter_map(setsockopt_call).collect();
+    let calls = std::fs::read_to_string(trace.path())
+        .expect("read the trace")
+        .lines()
+        .filter_map(setsockopt_call)
+        .collect();
     (out, calls)
 }
 

@@ -41,7 +41,6 @@
 mod env;
 pub mod host;
 mod sockopt;
-mod state;
 mod sys;
 mod sysctl;
 
@@ -57,6 +56,5 @@ pub mod parse {
         parse_user_timeout,
     };
 }
-pub use sockopt::{ApplyError, ApplyErrorKind, apply};
-pub use state::{KeepaliveOption, KeepaliveState, OptionChange};
+pub use sockopt::{ApplyError, KeepaliveState, apply};
 pub use sysctl::{detection_secs, human_secs, kernel_defaults, kernel_defaults_in};
