@@ -15,18 +15,19 @@
 //! thread inside one, e.g. with `keepalive::host::NetNs::run`), filter sockets in
 //! the kernel (bytecode filters), ask for the optional extensions
 //! (`tcp_info`, memory), or list UDP, UNIX and other sockets.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod inet_diag;
+mod netlink;
 mod pidfd;
 mod procfs;
 mod sock_diag;
 mod sys;
+mod tcp;
 
-pub use inet_diag::{
-    Family, NETLINK_SOCK_DIAG, ParseError, ParseErrorKind, Progress, REQUEST_LEN, ReplyError,
-    SOCK_DIAG_BY_FAMILY, StateSet, TcpSocket, TcpState, Timer, TimerKind, parse, request,
-};
+pub use inet_diag::{NETLINK_SOCK_DIAG, REQUEST_LEN, SOCK_DIAG_BY_FAMILY, parse, request};
+pub use netlink::{ParseError, ParseErrorKind, Progress, ReplyError};
 pub use pidfd::{PidFd, PidFdError, PidFdErrorKind, socket_inode};
 pub use procfs::{Owner, Owners, PROC, SocketFd, command, process_sockets, socket_link_inode};
 pub use sock_diag::{DiagError, tcp_sockets};
+pub use tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 
+use rustix::io::Errno;
+
 use crate::sys;
 
 /// What a [`PidFdError`] means for the caller.
@@ -52,12 +54,13 @@ impl fmt::Display for PidFdError {
 impl PidFdError {
     /// What the error means.
     pub fn kind(&self) -> PidFdErrorKind {
-        match self.source.raw_os_error() {
-            Some(libc::ESRCH) => PidFdErrorKind::NoProcess,
-            Some(libc::EINVAL) if self.fd.is_none() => PidFdErrorKind::NoProcess,
-            Some(libc::EPERM | libc::EACCES) => PidFdErrorKind::NotPermitted,
-            Some(libc::ENOSYS) => PidFdErrorKind::Unsupported,
-            Some(libc::EBADF) if self.fd.is_some() => PidFdErrorKind::NoDescriptor,
+        let fd = self.fd.is_some();
+        match sys::errno(&self.source) {
+            Some(Errno::SRCH) => PidFdErrorKind::NoProcess,
+            Some(Errno::INVAL) if !fd => PidFdErrorKind::NoProcess,
+            Some(Errno::PERM | Errno::ACCESS) => PidFdErrorKind::NotPermitted,
+            Some(Errno::NOSYS) => PidFdErrorKind::Unsupported,
+            Some(Errno::BADF) if fd => PidFdErrorKind::NoDescriptor,
             _ => PidFdErrorKind::Other,
         }
     }
@@ -80,9 +83,7 @@ impl PidFd {
             fd: None,
             source,
         };
-        let raw = libc::pid_t::try_from(pid)
-            .map_err(|_| err(io::Error::from_raw_os_error(libc::EINVAL)))?;
-        let fd = sys::pidfd_open(raw).map_err(err)?;
+        let fd = sys::pidfd_open(pid).map_err(err)?;
         Ok(PidFd { fd, pid })
     }
 
@@ -113,8 +114,7 @@ impl PidFd {
 ///
 /// `fstat(fd)`: `st_ino` when `S_ISSOCK(st_mode)`.
 pub fn socket_inode(fd: impl AsFd) -> io::Result<Option<u64>> {
-    let (mode, inode) = sys::fstat_mode_inode(fd)?;
-    Ok((mode & libc::S_IFMT == libc::S_IFSOCK).then_some(inode))
+    sys::socket_inode(fd)
 }
 
 #[cfg(test)]

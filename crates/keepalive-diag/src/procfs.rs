@@ -289,9 +289,11 @@ mod tests {
 
     #[test]
     fn only_permission_errors_count_as_denied() {
-        assert!(denied(&io::Error::from_raw_os_error(libc::EACCES)));
-        assert!(denied(&io::Error::from_raw_os_error(libc::EPERM)));
-        assert!(!denied(&io::Error::from_raw_os_error(libc::ENOENT)));
+        use rustix::io::Errno;
+        let e = |errno: Errno| io::Error::from_raw_os_error(errno.raw_os_error());
+        assert!(denied(&e(Errno::ACCESS)));
+        assert!(denied(&e(Errno::PERM)));
+        assert!(!denied(&e(Errno::NOENT)));
     }
 
     #[test]

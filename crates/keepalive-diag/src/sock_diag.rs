@@ -5,15 +5,18 @@
 //! it is created in.
 
 use std::io;
+use std::time::Duration;
 
-use crate::inet_diag::{
-    Family, NETLINK_SOCK_DIAG, ParseError, Progress, ReplyError, StateSet, TcpSocket, parse,
-    request,
-};
-use crate::sys::NetlinkSocket;
+use rustix::io::Errno;
 
-/// How long to wait for each datagram of the reply, seconds.
-const RECV_TIMEOUT_SECS: libc::time_t = 10;
+use crate::inet_diag::{parse, request};
+use crate::netlink::{ParseError, Progress, ReplyError};
+use crate::sys::{self, NetlinkSocket};
+use crate::tcp::{Family, StateSet, TcpSocket};
+
+/// How long to wait for each datagram of the reply (and to send the
+/// request).
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The receive buffer: the kernel builds dump datagrams of at most 32 KiB
 /// (`netlink_recvmsg` caps `max_recvmsg_len` there).
@@ -58,8 +61,8 @@ pub enum DiagError {
 }
 
 fn hint(e: &io::Error) -> &'static str {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => " (no TCP sock_diag support: is the tcp_diag module available?)",
+    match sys::errno(e) {
+        Some(Errno::NOENT) => " (no TCP sock_diag support: is the tcp_diag module available?)",
         _ => "",
     }
 }
@@ -73,7 +76,7 @@ fn syscall(call: &'static str) -> impl FnOnce(io::Error) -> DiagError {
 /// `inet_diag`. Needs no privilege: every user sees every socket (with its
 /// uid and inode), as `ss` does.
 pub fn tcp_sockets(states: StateSet) -> Result<Vec<TcpSocket>, DiagError> {
-    let sock = NetlinkSocket::open(NETLINK_SOCK_DIAG, RECV_TIMEOUT_SECS)
+    let sock = NetlinkSocket::sock_diag(TIMEOUT)
         .map_err(syscall("socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG)"))?;
     let mut buf = vec![0u8; BUF_LEN];
     let mut out = Vec::new();
@@ -110,7 +113,7 @@ fn dump(
                     call: "recv",
                     source: io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("no answer from the kernel in {RECV_TIMEOUT_SECS} s"),
+                        format!("no answer from the kernel in {} s", TIMEOUT.as_secs()),
                     ),
                 }
             } else {
@@ -140,8 +143,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::inet_diag::TcpState;
     use crate::pidfd::socket_inode;
+    use crate::tcp::TcpState;
 
     #[test]
     fn lists_our_own_connection() {
