@@ -41,6 +41,7 @@
 mod env;
 pub mod host;
 mod sockopt;
+mod state;
 mod sys;
 mod sysctl;
 
@@ -56,5 +57,6 @@ pub mod parse {
         parse_user_timeout,
     };
 }
-pub use sockopt::{ApplyError, KeepaliveState, apply};
+pub use sockopt::{ApplyError, ApplyErrorKind, apply};
+pub use state::{KeepaliveOption, KeepaliveState, OptionChange};
 pub use sysctl::{detection_secs, human_secs, kernel_defaults, kernel_defaults_in};
