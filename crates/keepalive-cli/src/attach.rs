@@ -136,7 +136,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<Exit> {
     report.summary(&mut out, pid, &command)?;
     out.flush()?;
     Ok(if report.failed > 0 {
-        Exit::Failure
+        Exit::Error
     } else {
         Exit::Success
     })

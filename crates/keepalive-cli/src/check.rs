@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use keepalive::KeepaliveState;
-use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::cli::CheckArgs;
 use crate::exit::Exit;
+use crate::human;
+use crate::json::{self, CheckedSocket, Message, Options};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -37,7 +38,12 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Exit> {
     let mut out = io::stdout().lock();
     if args.json {
         let local = socket.local_addr().ok().and_then(|a| a.as_socket());
-        crate::json::write_line(&mut out, "socket", Data::new(&state, local, peer))?;
+        let checked = CheckedSocket {
+            options: Options::from(&state),
+            local,
+            peer,
+        };
+        json::write(&mut out, &Message::Socket(checked))?;
     } else {
         out.write_all(render(&state).as_bytes())?;
     }
@@ -45,7 +51,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<Exit> {
     Ok(if state.enabled {
         Exit::Success
     } else {
-        Exit::Failure
+        Exit::Problem
     })
 }
 
@@ -68,7 +74,9 @@ fn connect(target: &str) -> anyhow::Result<(Socket, SocketAddr)> {
     Err(last.unwrap_or_else(|| anyhow!("{target:?} resolves to no address")))
 }
 
-/// The HOWTO's output, to the letter, plus TCP_USER_TIMEOUT when set.
+/// The HOWTO's output, to the letter (its three values are seconds and
+/// counts, printed bare as the HOWTO's program does), plus
+/// TCP_USER_TIMEOUT, with its unit, when set.
 pub fn render(state: &KeepaliveState) -> String {
     if !state.enabled {
         return "SO_KEEPALIVE is OFF\n".to_owned();
@@ -78,36 +86,12 @@ pub fn render(state: &KeepaliveState) -> String {
         state.count, state.idle, state.interval
     );
     if state.user_timeout_ms != 0 {
-        s += &format!("TCP_USER_TIMEOUT = {}\n", state.user_timeout_ms);
+        s += &format!(
+            "TCP_USER_TIMEOUT = {}\n",
+            human::millis(u64::from(state.user_timeout_ms))
+        );
     }
     s
-}
-
-/// `--json` output: one line `{"type":"socket","data":{...}}`.
-#[derive(Serialize)]
-struct Data {
-    so_keepalive: bool,
-    tcp_keepcnt: u32,
-    tcp_keepidle: u32,
-    tcp_keepintvl: u32,
-    /// Milliseconds; 0 when unset.
-    tcp_user_timeout: u32,
-    local: Option<SocketAddr>,
-    peer: Option<SocketAddr>,
-}
-
-impl Data {
-    fn new(s: &KeepaliveState, local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Data {
-        Data {
-            so_keepalive: s.enabled,
-            tcp_keepcnt: s.count,
-            tcp_keepidle: s.idle,
-            tcp_keepintvl: s.interval,
-            tcp_user_timeout: s.user_timeout_ms,
-            local,
-            peer,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -140,7 +124,7 @@ mod tests {
     #[test]
     fn render_user_timeout_when_set() {
         assert!(
-            render(&state(true, 15000)).ends_with("TCP_KEEPINTVL = 60\nTCP_USER_TIMEOUT = 15000\n")
+            render(&state(true, 855_000)).ends_with("TCP_KEEPINTVL = 60\nTCP_USER_TIMEOUT = 14m15s\n")
         );
     }
 }

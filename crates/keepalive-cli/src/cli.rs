@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use keepalive::parse::{BareUnit, ErrorKind, parse_count, parse_seconds, parse_user_timeout};
-use keepalive::{ProbeCount, Seconds, UserTimeout};
+use keepalive::{ProbeCount, Seconds, Settings, UserTimeout};
+use keepalive_bpf::Policy;
 
 /// TCP keepalive for programs that don't ask for it.
 ///
@@ -21,7 +22,12 @@ Examples:
   keepalive run --idle 60 --interval 10 --count 6 -- ssh host
   keepalive run --idle 5m --user-timeout auto -- python3 client.py
   keepalive check
-  keepalive run --idle 180 -- keepalive check --connect example.org:443")]
+  keepalive run --idle 180 -- keepalive check --connect example.org:443
+
+Exit status: 0 when done; 1 only when a check found a problem (`check`:
+keepalive is off); 2 on an error or a wrong command line. `run` exits with
+its command's status (126: cannot execute it, 127: not found). A closed
+stdout (`| head`) ends quietly with 0.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -58,12 +64,14 @@ pub enum StateFilter {
 /// timer: armed or not, time left, probes sent. With --pid, also each
 /// socket's own SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT and
 /// TCP_USER_TIMEOUT, read on a duplicate of the process's descriptor.
+
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   keepalive ls
   keepalive ls --pid 4242
   keepalive ls --netns blue --state all
+  keepalive ls --dport 5432 --without-keepalive
   keepalive ls --json")]
 pub struct LsArgs {
     /// Only the sockets of process PID, with their socket options.
@@ -78,6 +86,22 @@ pub struct LsArgs {
     #[arg(long, value_enum, default_value_t)]
     pub state: StateFilter,
 
+    /// Only sockets with PORT as their local or remote port.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["sport", "dport"])]
+    pub port: Option<u16>,
+
+    /// Only sockets whose local (source) port is PORT.
+    #[arg(long, value_name = "PORT")]
+    pub sport: Option<u16>,
+
+    /// Only sockets whose remote (destination) port is PORT.
+    #[arg(long, value_name = "PORT")]
+    pub dport: Option<u16>,
+
+    /// Only connections whose keepalive is known to be off.
+    #[arg(long)]
+    pub without_keepalive: bool,
+
     /// Print JSON lines ({"type":"connection","data":{...}}) instead.
     #[arg(long)]
     pub json: bool,
@@ -91,6 +115,10 @@ pub struct LsArgs {
 /// same socket, set, read back and reported. The process is not stopped
 /// and its sockets are never closed. Needs the right to ptrace it (same
 /// user and not protected, or CAP_SYS_PTRACE) and Linux >= 5.6.
+///
+/// A value left out keeps each socket's current value (what its program
+/// set, or the kernel default); --user-timeout auto is computed for each
+/// socket from the values it ends up with.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -120,7 +148,8 @@ pub struct AttachArgs {
 /// with the settings, for every TCP connection its processes establish
 /// (both sides): static and Go binaries included, which a preload cannot
 /// reach. The settings live in a BPF map: running it again on the same
-/// cgroup changes them for new connections, without reloading. Needs root.
+/// cgroup changes them for new connections, without reloading. A value
+/// left out is the kernel default (net.ipv4.tcp_keepalive_*). Needs root.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -159,21 +188,18 @@ pub struct EnforceArgs {
 pub struct SettingsArgs {
     /// Idle time before the first probe (TCP_KEEPIDLE): 1s..32767s.
     ///
-    /// A bare number is seconds; units s, m, h are accepted (90, 90s, 10m, 2h).
-    /// Unset: the kernel default, net.ipv4.tcp_keepalive_time.
+    /// A bare number is seconds; units as systemd writes them are accepted
+    /// (90, 90s, 10m, 1h30m, 2min).
     #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
     pub idle: Option<Seconds>,
 
     /// Time between probes (TCP_KEEPINTVL): 1s..32767s.
     ///
-    /// A bare number is seconds; units s, m, h are accepted.
-    /// Unset: the kernel default, net.ipv4.tcp_keepalive_intvl.
+    /// A bare number is seconds; units as for --idle.
     #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
     pub interval: Option<Seconds>,
 
     /// Unanswered probes before the connection is dropped (TCP_KEEPCNT): 1..127.
-    ///
-    /// Unset: the kernel default, net.ipv4.tcp_keepalive_probes.
     #[arg(long, value_name = "N", value_parser = parse_probes, allow_hyphen_values = true)]
     pub count: Option<ProbeCount>,
 
@@ -181,9 +207,41 @@ pub struct SettingsArgs {
     ///
     /// Keepalive alone never fires while sent data is unacknowledged; this
     /// bounds that case too. Takes a duration with a unit (1500ms, 30s, 5m,
-    /// 1h) or `auto` (= idle + interval x count, from the effective values).
+    /// 1h30m) or `auto` (= idle + interval x count, from the effective values).
     #[arg(long, value_name = "DURATION|auto", value_parser = parse_user_timeout_arg)]
     pub user_timeout: Option<UserTimeout>,
+}
+
+impl SettingsArgs {
+    /// The one conversion of the settings flags: keepalive on, with the
+    /// values given; the others left unset.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            idle: self.idle,
+            interval: self.interval,
+            count: self.count,
+            user_timeout: self.user_timeout,
+            ..Settings::new()
+        }
+    }
+
+    /// The settings as an enforcement policy.
+    pub fn policy(&self, force: bool) -> Policy {
+        let Settings {
+            idle,
+            interval,
+            count,
+            user_timeout,
+            ..
+        } = self.settings();
+        Policy {
+            idle,
+            interval,
+            count,
+            user_timeout,
+            force,
+        }
+    }
 }
 
 /// Run a program with TCP keepalive on its sockets (LD_PRELOAD).
@@ -193,7 +251,8 @@ pub struct SettingsArgs {
 /// (options override those variables when already set; KEEPALIVE is set
 /// to `on`, or `off` with --off). Every TCP socket the command and its
 /// children create or accept gets SO_KEEPALIVE and those values; sockets
-/// whose program sets its own values keep them.
+/// whose program sets its own values keep them. A value left out is the
+/// kernel default (net.ipv4.tcp_keepalive_*, see `keepalive sysctl`).
 ///
 /// The exit status is the command's. A warning is printed when the command
 /// is statically linked, a Go program or setuid, since a preload cannot
@@ -247,7 +306,7 @@ pub struct RunArgs {
 /// Prints `SO_KEEPALIVE is ON` or `OFF` and, when on, TCP_KEEPCNT,
 /// TCP_KEEPIDLE, TCP_KEEPINTVL (and TCP_USER_TIMEOUT when set), as the
 /// kernel reports them. Run it under `keepalive run` or LD_PRELOAD to see
-/// what a program gets. Exits 1 when keepalive is off.
+/// what a program gets. Exits 1 when keepalive is off, 2 on an error.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -346,6 +405,7 @@ pub enum SysctlAction {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("values").args(["idle", "interval", "count"]).required(true).multiple(true)))]
 pub struct SysctlSetArgs {
     #[command(flatten)]
     pub values: DefaultsArgs,
@@ -446,7 +506,7 @@ pub fn parse_idle(s: &str) -> Result<Seconds, String> {
     parse_seconds(s.as_bytes()).map_err(|k| {
         explain(
             k,
-            "whole seconds 1..=32767, optionally with a unit (90, 90s, 10m, 2h)",
+            "whole seconds 1..=32767, optionally with a unit (90, 90s, 10m, 1h30m)",
         )
     })
 }
@@ -468,7 +528,7 @@ pub fn parse_user_timeout_arg(s: &str) -> Result<UserTimeout, String> {
     parse_user_timeout(s.as_bytes(), BareUnit::Required).map_err(|k| {
         explain(
             k,
-            "a duration with a unit, 1ms..=2147483647ms (1500ms, 30s, 5m, 1h), or auto",
+            "a duration with a unit, 1ms..=2147483647ms (1500ms, 30s, 5m, 1h30m), or auto",
         )
     })
 }

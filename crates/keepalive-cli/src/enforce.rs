@@ -2,56 +2,36 @@
 //! enforced in the kernel by a BPF sock_ops program (keepalive-bpf), pinned
 //! in bpffs so that it outlives the command.
 //!
-//! # Format
-//!
-//! With `--json`, one line per result, `{"type":...,"data":...}`:
-//!
-//! - `enforced`: `{cgroup, cgroup_id, change: "attached"|"updated",
-//!   settings, previous: settings|null, pin_dir, prog_id, link_id}`
-//! - `enforcement` (one per cgroup, `--status`): `{cgroup: path|null,
-//!   cgroup_id, attached, prog_id|null, link_id|null, link_pinned,
-//!   settings|null, pin_dir}`
-//! - `removed`: `{cgroup, cgroup_id, detached: [{prog_id, link_id}],
-//!   unpinned: path|null}`
-//!
-//! where `settings` is `{idle, interval, count, user_timeout_ms,
-//! user_timeout_auto, force}` and a `null` value is left to the kernel
-//! default.
+//! `--json` prints the `enforced`, `enforcement`, `enforce_summary` and
+//! `removed` messages of [`crate::json`].
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use keepalive::UserTimeout;
+use keepalive::{Settings, UserTimeout};
 use keepalive_bpf::{Attachment, Change, Enforced, Enforcement, Policy, Removed};
-use serde::Serialize;
 
-use crate::cli::{EnforceArgs, SettingsArgs};
+use crate::cli::EnforceArgs;
+#[cfg(test)]
+use crate::cli::SettingsArgs;
 use crate::exit::Exit;
+use crate::human::{self, KERNEL_DEFAULT};
+use crate::json::{self, Detached, EnforceSummary, Message, PolicyJson, SettingsJson};
 
 pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     let out = Printer { json: args.json };
-    let given = has_values(&args.settings);
-    if args.status || args.remove {
-        if given {
-            let flag = if args.status { "--status" } else { "--remove" };
-            eprintln!(
-                "keepalive: enforce {flag} takes no --idle, --interval, --count or --user-timeout"
-            );
-            return Ok(Exit::Usage);
-        }
-        if args.status {
-            return status(&out);
-        }
+    if args.status {
+        return status(&out);
     }
+    // clap requires --cgroup without --status.
     let Some(cgroup) = args.cgroup.as_deref() else {
-        eprintln!("keepalive: enforce needs --cgroup PATH (or --status)");
-        return Ok(Exit::Usage);
+        anyhow::bail!("enforce needs --cgroup PATH (or --status)");
     };
     if args.remove {
         return remove(cgroup, &out);
     }
-    let enforced = keepalive_bpf::enforce(cgroup, &policy(&args.settings, args.force))
+    let enforced = keepalive_bpf::enforce(cgroup, &args.settings.policy(args.force))
         .with_context(|| format!("cannot enforce keepalive on {}", cgroup.display()))?;
     if enforced.bpffs.mounted_now {
         eprintln!("keepalive: mounted bpffs on {}", keepalive_bpf::BPFFS);
@@ -67,29 +47,12 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The policy for the settings given on the command line.
-pub fn policy(s: &SettingsArgs, force: bool) -> Policy {
-    Policy {
-        idle: s.idle,
-        interval: s.interval,
-        count: s.count,
-        user_timeout: s.user_timeout,
-        force,
-    }
-}
-
-fn has_values(s: &SettingsArgs) -> bool {
-    s.idle.is_some() || s.interval.is_some() || s.count.is_some() || s.user_timeout.is_some()
-}
-
 fn status(out: &Printer) -> anyhow::Result<Exit> {
     let all = keepalive_bpf::status().context("cannot list the enforced cgroups")?;
-    if all.is_empty() && !out.json {
-        writeln!(std::io::stdout(), "keepalive is not enforced on any cgroup")?;
-    }
     for e in &all {
         out.enforcement(e)?;
     }
+    out.status_summary(&all)?;
     Ok(Exit::Success)
 }
 
@@ -100,21 +63,40 @@ fn remove(cgroup: &Path, out: &Printer) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// `idle 60s, interval default, count 6, user timeout auto`.
+/// The settings of a policy.
+fn settings(p: &Policy) -> Settings {
+    Settings {
+        idle: p.idle,
+        interval: p.interval,
+        count: p.count,
+        user_timeout: p.user_timeout,
+        ..Settings::new()
+    }
+}
+
+fn policy_json(p: &Policy) -> PolicyJson {
+    PolicyJson {
+        settings: SettingsJson::from(&settings(p)),
+        force: p.force,
+    }
+}
+
+/// `idle 1m, interval kernel default, count 6, user timeout auto (…)`.
 fn describe(p: &Policy) -> String {
-    let secs =
-        |v: Option<keepalive::Seconds>| v.map_or("default".to_owned(), |s| format!("{}s", s.get()));
+    let secs = |v: Option<keepalive::Seconds>| {
+        v.map_or(KERNEL_DEFAULT.to_owned(), |s| human::secs(u64::from(s.get())))
+    };
     let user_timeout = match p.user_timeout {
-        None => "unset".to_owned(),
+        None => KERNEL_DEFAULT.to_owned(),
         Some(UserTimeout::Auto) => "auto (idle + interval x count)".to_owned(),
-        Some(UserTimeout::Millis(ms)) => format!("{}ms", ms.get()),
+        Some(UserTimeout::Millis(ms)) => human::millis(u64::from(ms.get())),
     };
     format!(
         "idle {}, interval {}, count {}, user timeout {user_timeout}",
         secs(p.idle),
         secs(p.interval),
         p.count
-            .map_or("default".to_owned(), |c| c.get().to_string()),
+            .map_or(KERNEL_DEFAULT.to_owned(), |c| c.get().to_string()),
     )
 }
 
@@ -131,70 +113,6 @@ struct Printer {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct SettingsJson {
-    idle: Option<u16>,
-    interval: Option<u16>,
-    count: Option<u8>,
-    user_timeout_ms: Option<u32>,
-    user_timeout_auto: bool,
-    force: bool,
-}
-
-impl From<&Policy> for SettingsJson {
-    fn from(p: &Policy) -> SettingsJson {
-        SettingsJson {
-            idle: p.idle.map(|s| s.get()),
-            interval: p.interval.map(|s| s.get()),
-            count: p.count.map(|c| c.get()),
-            user_timeout_ms: match p.user_timeout {
-                Some(UserTimeout::Millis(ms)) => Some(ms.get()),
-                _ => None,
-            },
-            user_timeout_auto: p.user_timeout == Some(UserTimeout::Auto),
-            force: p.force,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct EnforcedJson<'a> {
-    cgroup: &'a Path,
-    cgroup_id: u64,
-    change: &'static str,
-    settings: SettingsJson,
-    previous: Option<SettingsJson>,
-    pin_dir: &'a Path,
-    prog_id: u32,
-    link_id: u32,
-}
-
-#[derive(Serialize)]
-struct EnforcementJson<'a> {
-    cgroup: Option<&'a Path>,
-    cgroup_id: u64,
-    attached: bool,
-    prog_id: Option<u32>,
-    link_id: Option<u32>,
-    link_pinned: bool,
-    settings: Option<SettingsJson>,
-    pin_dir: &'a Path,
-}
-
-#[derive(Serialize)]
-struct AttachmentJson {
-    prog_id: u32,
-    link_id: u32,
-}
-
-#[derive(Serialize)]
-struct RemovedJson<'a> {
-    cgroup: &'a Path,
-    cgroup_id: u64,
-    detached: Vec<AttachmentJson>,
-    unpinned: Option<&'a Path>,
-}
-
 impl Printer {
     fn enforced(&self, e: &Enforced) -> anyhow::Result<()> {
         let change = match e.change {
@@ -202,19 +120,17 @@ impl Printer {
             Change::Updated => "updated",
         };
         if self.json {
-            return crate::json::print_line(
-                "enforced",
-                EnforcedJson {
-                    cgroup: &e.cgroup,
-                    cgroup_id: e.cgroup_id,
-                    change,
-                    settings: (&e.policy).into(),
-                    previous: e.previous.as_ref().map(Into::into),
-                    pin_dir: &e.pin_dir,
-                    prog_id: e.attachment.prog_id,
-                    link_id: e.attachment.link_id,
-                },
-            );
+            json::print(&Message::Enforced(json::Enforced {
+                cgroup: &e.cgroup,
+                cgroup_id: e.cgroup_id,
+                change,
+                settings: policy_json(&e.policy),
+                previous: e.previous.as_ref().map(policy_json),
+                pin_dir: &e.pin_dir,
+                prog_id: e.attachment.prog_id,
+                link_id: e.attachment.link_id,
+            }))?;
+            return Ok(());
         }
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -242,19 +158,17 @@ impl Printer {
 
     fn enforcement(&self, e: &Enforcement) -> anyhow::Result<()> {
         if self.json {
-            return crate::json::print_line(
-                "enforcement",
-                EnforcementJson {
-                    cgroup: e.cgroup.as_deref(),
-                    cgroup_id: e.cgroup_id,
-                    attached: e.attachment.is_some(),
-                    prog_id: e.attachment.map(|a| a.prog_id),
-                    link_id: e.attachment.map(|a| a.link_id),
-                    link_pinned: e.link_pinned,
-                    settings: e.policy.as_ref().map(Into::into),
-                    pin_dir: &e.pin_dir,
-                },
-            );
+            json::print(&Message::Enforcement(json::Enforcement {
+                cgroup: e.cgroup.as_deref(),
+                cgroup_id: e.cgroup_id,
+                attached: e.attachment.is_some(),
+                prog_id: e.attachment.map(|a| a.prog_id),
+                link_id: e.attachment.map(|a| a.link_id),
+                link_pinned: e.link_pinned,
+                settings: e.policy.as_ref().map(policy_json),
+                pin_dir: &e.pin_dir,
+            }))?;
+            return Ok(());
         }
         let mut out = std::io::stdout().lock();
         let cgroup = e.cgroup.as_deref().map_or_else(
@@ -286,24 +200,37 @@ impl Printer {
         Ok(())
     }
 
+    /// The last line of `--status`, printed even when nothing is enforced.
+    fn status_summary(&self, all: &[Enforcement]) -> anyhow::Result<()> {
+        let enforcements = all.len() as u64;
+        let attached = all.iter().filter(|e| e.attachment.is_some()).count() as u64;
+        if self.json {
+            json::print(&Message::EnforceSummary(EnforceSummary {
+                enforcements,
+                attached,
+            }))?;
+        } else if enforcements == 0 {
+            writeln!(std::io::stdout(), "keepalive is not enforced on any cgroup")?;
+        }
+        Ok(())
+    }
+
     fn removed(&self, r: &Removed) -> anyhow::Result<()> {
         if self.json {
-            return crate::json::print_line(
-                "removed",
-                RemovedJson {
-                    cgroup: &r.cgroup,
-                    cgroup_id: r.cgroup_id,
-                    detached: r
-                        .detached
-                        .iter()
-                        .map(|a: &Attachment| AttachmentJson {
-                            prog_id: a.prog_id,
-                            link_id: a.link_id,
-                        })
-                        .collect(),
-                    unpinned: r.unpinned.as_deref(),
-                },
-            );
+            json::print(&Message::Removed(json::Removed {
+                cgroup: &r.cgroup,
+                cgroup_id: r.cgroup_id,
+                detached: r
+                    .detached
+                    .iter()
+                    .map(|a: &Attachment| Detached {
+                        prog_id: a.prog_id,
+                        link_id: a.link_id,
+                    })
+                    .collect(),
+                unpinned: r.unpinned.as_deref(),
+            }))?;
+            return Ok(());
         }
         let mut out = std::io::stdout().lock();
         if r.detached.is_empty() && r.unpinned.is_none() {
@@ -348,29 +275,17 @@ mod tests {
             count: parse_probes("3").ok(),
             user_timeout: parse_user_timeout_arg("15s").ok(),
         };
-        let p = policy(&s, true);
+        let p = s.policy(true);
         assert_eq!(
             describe(&p),
-            "idle 11s, interval 7s, count 3, user timeout 15000ms"
+            "idle 11s, interval 7s, count 3, user timeout 15s"
         );
         assert!(p.force);
+        assert_eq!(settings(&p), s.settings());
         assert_eq!(
-            describe(&policy(&SettingsArgs::default(), false)),
-            "idle default, interval default, count default, user timeout unset"
-        );
-    }
-
-    #[test]
-    fn settings_json_leaves_defaults_null() {
-        let p = Policy {
-            idle: keepalive::Seconds::new(60),
-            user_timeout: Some(UserTimeout::Auto),
-            ..Policy::default()
-        };
-        let json = serde_json::to_string(&SettingsJson::from(&p)).unwrap();
-        assert_eq!(
-            json,
-            r#"{"idle":60,"interval":null,"count":null,"user_timeout_ms":null,"user_timeout_auto":true,"force":false}"#
+            describe(&SettingsArgs::default().policy(false)),
+            "idle kernel default, interval kernel default, count kernel default, \
+             user timeout kernel default"
         );
     }
 }

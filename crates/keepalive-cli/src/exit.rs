@@ -1,16 +1,23 @@
-//! Exit statuses, in one place.
+//! Exit statuses and the one way out of `main`.
+//!
+//! 0: done. 1: only a command that checks found a problem (`check`:
+//! keepalive is off). 2: an error, or a wrong command line (clap's usage
+//! errors exit 2 too). `keepalive run` exits with its command's status,
+//! 126 and 127 when the command cannot be executed or is not found. A
+//! closed stdout (`keepalive ls | head -1`) ends quietly with 0.
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-/// How `keepalive` exits (`keepalive run` exits with its command's status).
+/// How `keepalive` exits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
-    /// Done, and keepalive is on where it was checked.
+    /// Done; `check`: keepalive is on.
     Success = 0,
-    /// An operation failed, or `check` found keepalive off.
-    Failure = 1,
-    /// The command line is wrong (clap's own usage errors exit 2 too).
-    Usage = 2,
+    /// A check found a problem (`check`: keepalive is off). Never an error.
+    Problem = 1,
+    /// An operation failed, or the command line is wrong.
+    Error = 2,
     /// The command cannot be executed (permission, not an executable).
     CannotExecute = 126,
     /// The command was not found.
@@ -20,5 +27,77 @@ pub enum Exit {
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
+    }
+}
+
+/// How a command's result ends the process: errors are printed on one
+/// line (the whole chain, `{:#}`) and exit 2, unless stdout was closed
+/// by its reader somewhere in the chain, which is no error.
+pub fn finish(result: anyhow::Result<Exit>) -> Exit {
+    match result {
+        Ok(exit) => exit,
+        Err(err) if is_broken_pipe(&err) => Exit::Success,
+        Err(err) => {
+            let _ = writeln!(io::stderr(), "keepalive: {err:#}");
+            Exit::Error
+        }
+    }
+}
+
+/// True when any error in the chain is a write to a closed pipe (EPIPE:
+/// Rust ignores SIGPIPE, so `| head` shows up as this error).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == Some(io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    use super::*;
+
+    fn pipe() -> io::Error {
+        io::Error::from(io::ErrorKind::BrokenPipe)
+    }
+
+    #[test]
+    fn broken_pipe_deep_in_the_chain_is_quiet() {
+        let err = Err::<(), _>(pipe())
+            .context("writing the table")
+            .context("ls")
+            .unwrap_err();
+        assert!(is_broken_pipe(&err));
+        assert_eq!(finish(Err(err)), Exit::Success);
+    }
+
+    #[test]
+    fn broken_pipe_inside_serde_json_is_quiet() {
+        struct Closed;
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(pipe())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let err = serde_json::to_writer(Closed, &"x").unwrap_err();
+        assert!(is_broken_pipe(
+            &anyhow::Error::from(err).context("ls --json")
+        ));
+    }
+
+    #[test]
+    fn other_errors_exit_2() {
+        let err = anyhow::anyhow!(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&err));
+        assert_eq!(finish(Err(err)), Exit::Error);
+        assert_eq!(finish(Ok(Exit::Problem)), Exit::Problem);
     }
 }

@@ -154,7 +154,7 @@ fn install_saying(args: &InstallArgs, said: &mut Vec<String>) -> anyhow::Result<
             entry.display()
         ));
     }
-    said.push(global_note());
+    said.push(global_note(args.root.as_deref()));
     Ok(Exit::Success)
 }
 
@@ -196,11 +196,18 @@ fn uninstall_saying(args: &UninstallArgs, said: &mut Vec<String>) -> anyhow::Res
             file.display()
         ));
     }
-    said.push(format!(
-        "Programs started from now on are not preloaded; running ones keep the library \
-         until they restart. {} stays in place for `keepalive run`.",
-        root.host(&entry).display()
-    ));
+    said.push(match &args.root {
+        None => format!(
+            "Programs started from now on are not preloaded; running ones keep the library \
+             until they restart. {} stays in place for `keepalive run`.",
+            root.host(&entry).display()
+        ),
+        Some(dir) => format!(
+            "The system in {} no longer preloads it. {} stays in place for `keepalive run`.",
+            dir.display(),
+            root.host(&entry).display()
+        ),
+    });
     Ok(Exit::Success)
 }
 
@@ -240,14 +247,29 @@ fn shell_word(path: &Path) -> String {
     }
 }
 
-/// What a global preload means, printed after `install --global`.
-fn global_note() -> String {
-    "Every dynamically linked program started from now on gets TCP keepalive \
-     (running ones once they restart).\n\
-     Values a program's environment does not set (KEEPIDLE, KEEPINTVL, KEEPCNT) \
-     come from the kernel defaults: see `keepalive sysctl`.\n\
-     Opt one program out with KEEPALIVE=off; undo with `keepalive uninstall --global`."
-        .to_owned()
+/// What a global preload means, printed after `install --global`: on
+/// this host, or (`--root`) on the system whose tree was changed.
+fn global_note(root: Option<&Path>) -> String {
+    let who = match root {
+        None => "Every dynamically linked program started from now on gets TCP keepalive \
+                 (running ones once they restart)."
+            .to_owned(),
+        Some(dir) => format!(
+            "Every dynamically linked program of the system in {} gets TCP keepalive \
+             once that system runs; this host's programs are not affected.",
+            dir.display()
+        ),
+    };
+    let undo = match root {
+        None => "`keepalive uninstall --global`".to_owned(),
+        Some(dir) => format!("`keepalive uninstall --global --root {}`", shell_word(dir)),
+    };
+    format!(
+        "{who}\n\
+         Values a program's environment does not set (KEEPIDLE, KEEPINTVL, KEEPCNT) \
+         come from the kernel defaults: see `keepalive sysctl`.\n\
+         Opt one program out with KEEPALIVE=off; undo with {undo}."
+    )
 }
 
 /// The directory tree to act in: `/`, or `--root DIR`.
@@ -644,6 +666,19 @@ mod tests {
         assert_eq!(
             live.host(Path::new("/etc/ld.so.preload")),
             Path::new("/etc/ld.so.preload")
+        );
+    }
+
+    #[test]
+    fn global_note_under_root_speaks_of_that_system() {
+        let live = global_note(None);
+        assert!(live.contains("started from now on"), "{live}");
+        let image = global_note(Some(Path::new("/mnt/image")));
+        assert!(!image.contains("from now on"), "{image}");
+        assert!(image.contains("the system in /mnt/image"), "{image}");
+        assert!(
+            image.contains("`keepalive uninstall --global --root /mnt/image`"),
+            "{image}"
         );
     }
 

@@ -1,29 +1,484 @@
-//! `--json` output: JSON Lines, each `{"type":TYPE,"data":DATA}` (the
-//! shape ripgrep's `--json` uses), so a script can dispatch on `type`.
-//! With `--json`, stdout carries nothing else; diagnostics go to stderr.
+//! `--json` output: every wire type of every command, in one place, as one
+//! tagged message enum (the shape of ripgrep's `--json`).
+//!
+//! # Format
+//!
+//! JSON Lines: each line is one object `{"type": TYPE, "data": DATA}`, so a
+//! script can dispatch on `type`. With `--json`, stdout carries nothing
+//! else; warnings and errors go to stderr.
+//!
+//! One vocabulary across commands: the names of the command-line flags and
+//! of the preload's variables.
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `keepalive` | `SO_KEEPALIVE` on (`true`/`false`) |
+//! | `idle` | `TCP_KEEPIDLE`, whole seconds |
+//! | `interval` | `TCP_KEEPINTVL`, whole seconds |
+//! | `count` | `TCP_KEEPCNT`, probes |
+//! | `user_timeout_ms` | `TCP_USER_TIMEOUT`, milliseconds |
+//! | `*_ms`, `*_secs` | other durations, with their unit in the name |
+//!
+//! In *options* (what a socket has, as getsockopt reports it) a
+//! `user_timeout_ms` of `null` is unset. In *settings* (what is set) a
+//! `null` value is left alone: the kernel default, or with `attach` the
+//! socket's current value. Addresses are strings (`"127.0.0.1:80"`,
+//! `"[::1]:80"`); paths are strings.
+//!
+//! | type | command | data |
+//! | --- | --- | --- |
+//! | `socket` | check | *options* fields, `local`, `peer` |
+//! | `connection` | ls | `family`, `state`, `local`, `remote`, `inode`, `uid`, `processes`, `timer`, `keepalive`, `keepalive_from`, `options`, `recv_queue`, `send_queue` |
+//! | `ls_summary` | ls | `netns`, `connections`, `without_keepalive`, `keepalive_unknown`, `listening`, `listening_without_keepalive` |
+//! | `attached` | attach | `fds`, `inode`, `state`, `local`, `remote`, `before`, `after`, `changes`, `dry_run`, `error` |
+//! | `skipped` | attach | `fd`, `inode`, `reason` |
+//! | `attach_summary` | attach | `pid`, `command`, `sockets`, `changed`, `unchanged`, `skipped`, `failed`, `dry_run` |
+//! | `sysctl` | sysctl | `netns`, `idle`, `interval`, `count`, `detection_secs` |
+//! | `change` | sysctl set | `setting`, `key`, `old`, `new` |
+//! | `persisted` | sysctl | `path`, `changed` |
+//! | `override` | sysctl | `path`, `line`, `key`, `value` |
+//! | `enforced` | enforce | `cgroup`, `cgroup_id`, `change`, `settings`, `previous`, `pin_dir`, `prog_id`, `link_id` |
+//! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `attached`, `prog_id`, `link_id`, `link_pinned`, `settings`, `pin_dir` |
+//! | `enforce_summary` | enforce --status | `enforcements`, `attached` |
+//! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `detached`, `unpinned` |
+//!
+//! Nested objects: `netns` is `{"inode", "name", "path", "current"}`
+//! (`name` for `/run/netns/NAME`, `path` for another file, both `null` for
+//! the caller's own); `changes` is `[{"setting", "old", "new"}]`; `timer`
+//! is `{"kind", "left_ms", "count"}`; `processes` is `[{"pid", "command",
+//! "fd"}]`; an enforcement's `settings` adds `user_timeout_auto` and
+//! `force` to the settings fields. Each struct below documents its fields.
 
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
+use keepalive::host::NetNs;
+use keepalive::{KeepaliveState, Settings, UserTimeout};
 use serde::Serialize;
 
-#[derive(Serialize)]
-struct Line<T: Serialize> {
-    r#type: &'static str,
-    data: T,
+/// One line of `--json` output.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Message<'a> {
+    /// `keepalive check`: the socket it made.
+    Socket(CheckedSocket),
+    /// `keepalive ls`: one per socket.
+    Connection(Connection<'a>),
+    /// `keepalive ls`: the last line, always printed.
+    LsSummary(LsSummary),
+    /// `keepalive attach`: one per socket.
+    Attached(Attached<'a>),
+    /// `keepalive attach`: a descriptor left alone.
+    Skipped(Skipped<'a>),
+    /// `keepalive attach`: the last line, always printed.
+    AttachSummary(AttachSummary<'a>),
+    /// `keepalive sysctl`: the kernel defaults of a namespace.
+    Sysctl(SysctlValues),
+    /// `keepalive sysctl set`: one per value written.
+    Change(SysctlChange),
+    /// `keepalive sysctl --persist`/`persist`: the drop-in.
+    Persisted(Persisted<'a>),
+    /// `keepalive sysctl --persist`/`persist`: a later file overrides one.
+    Override(Override<'a>),
+    /// `keepalive enforce`: attached or updated.
+    Enforced(Enforced<'a>),
+    /// `keepalive enforce --status`: one per enforced cgroup.
+    Enforcement(Enforcement<'a>),
+    /// `keepalive enforce --status`: the last line, always printed.
+    EnforceSummary(EnforceSummary),
+    /// `keepalive enforce --remove`.
+    Removed(Removed<'a>),
 }
 
-/// Writes `{"type":TYPE,"data":DATA}` and a newline to `out`.
+/// Writes `message` as one line. Errors are I/O errors, so that a closed
+/// stdout is recognised as such wherever it is reported.
+pub fn write(out: &mut impl Write, message: &Message<'_>) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, message).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// [`write`] to stdout.
+pub fn print(message: &Message<'_>) -> io::Result<()> {
+    write(&mut io::stdout().lock(), message)
+}
+
+/// A socket's keepalive options, as getsockopt reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Options {
+    /// `SO_KEEPALIVE`.
+    pub keepalive: bool,
+    /// `TCP_KEEPIDLE`, seconds.
+    pub idle: u32,
+    /// `TCP_KEEPINTVL`, seconds.
+    pub interval: u32,
+    /// `TCP_KEEPCNT`.
+    pub count: u32,
+    /// `TCP_USER_TIMEOUT`, milliseconds; `null` when unset.
+    pub user_timeout_ms: Option<u32>,
+}
+
+impl From<&KeepaliveState> for Options {
+    fn from(s: &KeepaliveState) -> Options {
+        Options {
+            keepalive: s.enabled,
+            idle: s.idle,
+            interval: s.interval,
+            count: s.count,
+            user_timeout_ms: (s.user_timeout_ms != 0).then_some(s.user_timeout_ms),
+        }
+    }
+}
+
+/// What is set; `null` leaves a value alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SettingsJson {
+    /// `TCP_KEEPIDLE`, seconds.
+    pub idle: Option<u16>,
+    /// `TCP_KEEPINTVL`, seconds.
+    pub interval: Option<u16>,
+    /// `TCP_KEEPCNT`.
+    pub count: Option<u8>,
+    /// A fixed `TCP_USER_TIMEOUT`, milliseconds.
+    pub user_timeout_ms: Option<u32>,
+    /// `TCP_USER_TIMEOUT` = idle + interval x count, per connection.
+    pub user_timeout_auto: bool,
+}
+
+impl From<&Settings> for SettingsJson {
+    fn from(s: &Settings) -> SettingsJson {
+        SettingsJson {
+            idle: s.idle.map(|v| v.get()),
+            interval: s.interval.map(|v| v.get()),
+            count: s.count.map(|v| v.get()),
+            user_timeout_ms: match s.user_timeout {
+                Some(UserTimeout::Millis(ms)) => Some(ms.get()),
+                _ => None,
+            },
+            user_timeout_auto: s.user_timeout == Some(UserTimeout::Auto),
+        }
+    }
+}
+
+/// A network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Netns {
+    /// The namespace's inode (`net:[INODE]`).
+    pub inode: u64,
+    /// `NAME` for `/run/netns/NAME`.
+    pub name: Option<String>,
+    /// The file it was opened from, when not a name.
+    pub path: Option<PathBuf>,
+    /// The caller's own namespace.
+    pub current: bool,
+}
+
+impl From<&NetNs> for Netns {
+    fn from(ns: &NetNs) -> Netns {
+        Netns {
+            inode: ns.inode(),
+            name: None,
+            path: None,
+            current: ns.is_current(),
+        }
+    }
+}
+
+/// `keepalive check`.
+#[derive(Debug, Serialize)]
+pub struct CheckedSocket {
+    #[serde(flatten)]
+    pub options: Options,
+    pub local: Option<SocketAddr>,
+    pub peer: Option<SocketAddr>,
+}
+
+/// One option that differs, before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// `keepalive`, `idle`, `interval`, `count` or `user_timeout_ms`.
+    pub setting: &'static str,
+    pub old: u32,
+    pub new: u32,
+}
+
+/// A process holding a socket.
+#[derive(Debug, Serialize)]
+pub struct Process<'a> {
+    pub pid: u32,
+    pub command: &'a str,
+    pub fd: i32,
+}
+
+/// A socket's pending timer.
+#[derive(Debug, Serialize)]
+pub struct TimerJson {
+    /// `keepalive`, `retransmit`, `time-wait`, `zero-window-probe`, `other`.
+    pub kind: &'static str,
+    pub left_ms: u64,
+    /// Probes sent (keepalive, zero-window probe) or retransmissions.
+    pub count: u8,
+}
+
+/// `keepalive ls`: one socket.
+#[derive(Debug, Serialize)]
+pub struct Connection<'a> {
+    /// `inet` or `inet6`.
+    pub family: &'static str,
+    /// `established`, `listen`, `time-wait`, ...
+    pub state: &'static str,
+    pub local: SocketAddr,
+    /// `null` for a listener.
+    pub remote: Option<SocketAddr>,
+    pub inode: u64,
+    pub uid: u32,
+    /// `[]` when no process holds it, `null` when that could not be seen.
+    pub processes: Option<Vec<Process<'a>>>,
+    pub timer: Option<TimerJson>,
+    /// `null` when unknown or not applicable (no socket a program holds).
+    pub keepalive: Option<bool>,
+    /// How `keepalive` is known: `option` (getsockopt) or `timer`.
+    pub keepalive_from: Option<&'static str>,
+    /// With `--pid`: the socket's options.
+    pub options: Option<Options>,
+    pub recv_queue: u32,
+    pub send_queue: u32,
+}
+
+/// `keepalive ls`: the counts of the summary line.
+#[derive(Debug, Serialize)]
+pub struct LsSummary {
+    pub netns: Netns,
+    /// Sockets that are connections (not listening, not TIME-WAIT).
+    pub connections: u64,
+    /// Connections with keepalive known to be off.
+    pub without_keepalive: u64,
+    /// Connections whose keepalive another timer hides.
+    pub keepalive_unknown: u64,
+    pub listening: u64,
+    /// Listeners with `SO_KEEPALIVE` off; `null` without `--pid`.
+    pub listening_without_keepalive: Option<u64>,
+}
+
+/// `keepalive attach`: one socket.
+#[derive(Debug, Serialize)]
+pub struct Attached<'a> {
+    pub fds: &'a [i32],
+    pub inode: u64,
+    pub state: &'static str,
+    pub local: SocketAddr,
+    /// `null` for a listener.
+    pub remote: Option<SocketAddr>,
+    pub before: Option<Options>,
+    /// Read back; with `--dry-run`, what would be set.
+    pub after: Option<Options>,
+    pub changes: Vec<Change>,
+    pub dry_run: bool,
+    /// `null`, or what went wrong.
+    pub error: Option<&'a str>,
+}
+
+/// `keepalive attach`: a descriptor left alone.
+#[derive(Debug, Serialize)]
+pub struct Skipped<'a> {
+    pub fd: i32,
+    pub inode: u64,
+    pub reason: &'a str,
+}
+
+/// `keepalive attach`: the counts.
+#[derive(Debug, Serialize)]
+pub struct AttachSummary<'a> {
+    pub pid: u32,
+    pub command: &'a str,
+    pub sockets: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub dry_run: bool,
+}
+
+/// `keepalive sysctl`: the kernel defaults of a namespace.
+#[derive(Debug, Serialize)]
+pub struct SysctlValues {
+    pub netns: Netns,
+    /// `net.ipv4.tcp_keepalive_time`, seconds.
+    pub idle: u64,
+    /// `net.ipv4.tcp_keepalive_intvl`, seconds.
+    pub interval: u64,
+    /// `net.ipv4.tcp_keepalive_probes`.
+    pub count: u64,
+    /// idle + interval x count: when a dead idle peer is noticed.
+    pub detection_secs: u64,
+}
+
+/// `keepalive sysctl set`: one value written.
+#[derive(Debug, Serialize)]
+pub struct SysctlChange {
+    /// `idle`, `interval` or `count`.
+    pub setting: &'static str,
+    /// The sysctl, `net.ipv4.tcp_keepalive_time`.
+    pub key: &'static str,
+    pub old: u64,
+    pub new: u64,
+}
+
+/// The sysctl.d drop-in.
+#[derive(Debug, Serialize)]
+pub struct Persisted<'a> {
+    pub path: &'a Path,
+    /// False when it already held these values.
+    pub changed: bool,
+}
+
+/// A later sysctl.d line that overrides the drop-in at boot.
+#[derive(Debug, Serialize)]
+pub struct Override<'a> {
+    pub path: &'a Path,
+    pub line: usize,
+    pub key: &'static str,
+    /// As the file writes it.
+    pub value: &'a str,
+}
+
+/// An enforcement's settings.
+#[derive(Debug, Serialize)]
+pub struct PolicyJson {
+    #[serde(flatten)]
+    pub settings: SettingsJson,
+    /// Also replaces the settings of programs that switch keepalive on.
+    pub force: bool,
+}
+
+/// `keepalive enforce`.
+#[derive(Debug, Serialize)]
+pub struct Enforced<'a> {
+    pub cgroup: &'a Path,
+    pub cgroup_id: u64,
+    /// `attached` or `updated`.
+    pub change: &'static str,
+    pub settings: PolicyJson,
+    pub previous: Option<PolicyJson>,
+    pub pin_dir: &'a Path,
+    pub prog_id: u32,
+    pub link_id: u32,
+}
+
+/// `keepalive enforce --status`: one cgroup.
+#[derive(Debug, Serialize)]
+pub struct Enforcement<'a> {
+    /// `null` when the cgroup is gone.
+    pub cgroup: Option<&'a Path>,
+    pub cgroup_id: u64,
+    pub attached: bool,
+    pub prog_id: Option<u32>,
+    pub link_id: Option<u32>,
+    pub link_pinned: bool,
+    /// `null` when unreadable.
+    pub settings: Option<PolicyJson>,
+    pub pin_dir: &'a Path,
+}
+
+/// `keepalive enforce --status`: the counts.
+#[derive(Debug, Serialize)]
+pub struct EnforceSummary {
+    pub enforcements: u64,
+    pub attached: u64,
+}
+
+/// A program detached from a cgroup.
+#[derive(Debug, Serialize)]
+pub struct Detached {
+    pub prog_id: u32,
+    pub link_id: u32,
+}
+
+/// `keepalive enforce --remove`.
+#[derive(Debug, Serialize)]
+pub struct Removed<'a> {
+    pub cgroup: &'a Path,
+    pub cgroup_id: u64,
+    pub detached: Vec<Detached>,
+    pub unpinned: Option<&'a Path>,
+}
+
+#[cfg(test)]
+mod tests {
+    use keepalive::{Millis, Seconds};
+
+    use super::*;
+
+    #[test]
+    fn a_message_is_type_and_data() {
+        let state = KeepaliveState {
+            enabled: true,
+            idle: 60,
+            interval: 10,
+            count: 6,
+            user_timeout_ms: 0,
+        };
+        let mut out = Vec::new();
+        let msg = Message::Socket(CheckedSocket {
+            options: Options::from(&state),
+            local: None,
+            peer: "127.0.0.1:22".parse().ok(),
+        });
+        write(&mut out, &msg).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"type\":\"socket\",\"data\":{\"keepalive\":true,\"idle\":60,\"interval\":10,\
+             \"count\":6,\"user_timeout_ms\":null,\"local\":null,\"peer\":\"127.0.0.1:22\"}}\n"
+        );
+    }
+
+    #[test]
+    fn settings_leave_unset_values_null() {
+        let s = Settings {
+            idle: Seconds::new(60),
+            user_timeout: Some(UserTimeout::Auto),
+            ..Settings::new()
+        };
+        let json = serde_json::to_value(SettingsJson::from(&s)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"idle": 60, "interval": null, "count": null,
+                "user_timeout_ms": null, "user_timeout_auto": true})
+        );
+        let fixed = Settings {
+            user_timeout: Millis::new(1500).map(UserTimeout::Millis),
+            ..Settings::new()
+        };
+        assert_eq!(SettingsJson::from(&fixed).user_timeout_ms, Some(1500));
+    }
+
+    #[test]
+    fn type_names_are_snake_case() {
+        let msg = Message::EnforceSummary(EnforceSummary {
+            enforcements: 0,
+            attached: 0,
+        });
+        let mut out = Vec::new();
+        write(&mut out, &msg).unwrap();
+        assert_eq!(
+            out,
+            b"{\"type\":\"enforce_summary\",\"data\":{\"enforcements\":0,\"attached\":0}}\n"
+        );
+    }
+}
+
+/// Transitional: ls and attach move to [`Message`] next.
 pub fn write_line<T: Serialize>(
     out: &mut impl Write,
     r#type: &'static str,
     data: T,
 ) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, &Line { r#type, data })?;
-    writeln!(out)?;
+    #[derive(Serialize)]
+    struct Line<T: Serialize> {
+        r#type: &'static str,
+        data: T,
+    }
+    serde_json::to_writer(&mut *out, &Line { r#type, data }).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
     Ok(())
-}
-
-/// [`write_line`] to stdout.
-pub fn print_line<T: Serialize>(r#type: &'static str, data: T) -> anyhow::Result<()> {
-    write_line(&mut std::io::stdout().lock(), r#type, data)
 }

@@ -4,6 +4,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use object::Object;
 
 /// The variable that names the library to preload, overriding the search.
 pub const LIBRARY_VAR: &str = "KEEPALIVE_LIBRARY";
@@ -23,7 +24,7 @@ pub const FILE_NAME: &str = "libkeepalive.so";
 pub fn find() -> anyhow::Result<PathBuf> {
     if let Some(path) = env::var_os(LIBRARY_VAR) {
         let path = PathBuf::from(path);
-        return std::path::absolute(&path)
+        let found = std::path::absolute(&path)
             .ok()
             .filter(|p| p.is_file())
             .with_context(|| {
@@ -31,7 +32,17 @@ pub fn find() -> anyhow::Result<PathBuf> {
                     "{LIBRARY_VAR}={} is not a file: point it at libkeepalive.so, or unset it",
                     path.display()
                 )
-            });
+            })?;
+        // The loader only prints an error for a preload it cannot load and
+        // runs the program without it: refuse it here instead.
+        if let Err(why) = loadable(&found) {
+            bail!(
+                "{LIBRARY_VAR}={} is not a library this machine can preload ({why}): \
+                 point it at libkeepalive.so, or unset it",
+                path.display()
+            );
+        }
+        return Ok(found);
     }
     let exe = env::current_exe().context("cannot find the keepalive executable's path")?;
     let candidates = candidates(&exe);
@@ -44,6 +55,27 @@ pub fn find() -> anyhow::Result<PathBuf> {
          (it lands next to the keepalive binary), install it, or set {LIBRARY_VAR}=/path/to/{FILE_NAME}",
         tried.join(", ")
     )
+}
+
+/// Whether the loader can preload `path`: an ELF shared object of this
+/// machine's architecture and word size. `Err` says what it is instead.
+pub fn loadable(path: &Path) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| crate::run::reason(&e))?;
+    let file = object::File::parse(&*data).map_err(|_| "not an ELF file".to_owned())?;
+    if file.kind() != object::ObjectKind::Dynamic {
+        return Err("not a shared library".to_owned());
+    }
+    let ours = if cfg!(target_arch = "x86_64") {
+        Some(object::Architecture::X86_64)
+    } else if cfg!(target_arch = "aarch64") {
+        Some(object::Architecture::Aarch64)
+    } else {
+        None
+    };
+    if ours.is_some_and(|a| a != file.architecture()) || file.is_64() != cfg!(target_pointer_width = "64") {
+        return Err(format!("built for {:?}", file.architecture()));
+    }
+    Ok(())
 }
 
 fn candidates(exe: &Path) -> Vec<PathBuf> {
@@ -65,6 +97,24 @@ fn candidates(exe: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loadable_refuses_what_ld_so_cannot_preload() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.so");
+        std::fs::write(&text, "not a library\n").unwrap();
+        assert_eq!(loadable(&text), Err("not an ELF file".to_owned()));
+        // A real shared object of this machine is accepted.
+        let libc_so = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"]
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists());
+        if let Some(lib) = libc_so {
+            assert_eq!(loadable(lib), Ok(()));
+        }
+        let missing = loadable(&dir.path().join("missing.so"));
+        assert!(missing.as_ref().is_err_and(|e| e.contains("No such file")), "{missing:?}");
+    }
 
     #[test]
     fn search_order() {

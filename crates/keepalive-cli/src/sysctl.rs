@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use keepalive::host::{DefaultsChange, NetNs, Persisted, SysctlKey, Written};
-use keepalive::{KernelDefaults, detection_secs, human_secs};
-use serde::Serialize;
+use keepalive::{KernelDefaults, detection_secs};
 
 use crate::cli::{
     DefaultsArgs, NamespaceArgs, SysctlAction, SysctlArgs, SysctlPersistArgs, SysctlSetArgs,
 };
 use crate::exit::Exit;
+use crate::human;
+use crate::json::{self, Message, Override, SysctlChange, SysctlValues};
 
 pub fn sysctl(args: &SysctlArgs) -> anyhow::Result<Exit> {
     let ns = namespace(&args.namespace)?;
@@ -53,10 +54,6 @@ fn show(ns: &NetNs, out: &Printer) -> anyhow::Result<Exit> {
 }
 
 fn set(ns: &NetNs, args: &SysctlSetArgs, out: &Printer) -> anyhow::Result<Exit> {
-    if args.values.is_empty() {
-        eprintln!("keepalive: sysctl set: give at least one of --idle, --interval, --count");
-        return Ok(Exit::Usage);
-    }
     let root = if args.persist {
         Some(persist_root(ns, args.root.as_deref())?)
     } else {
@@ -121,57 +118,31 @@ fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> anyhow::Result<Persisted
     })
 }
 
-/// Writes text or JSON lines (`{"type":...,"data":...}`) to stdout.
+/// Writes text or JSON lines to stdout.
 struct Printer {
     json: bool,
 }
 
-#[derive(Serialize)]
-struct ValuesJson {
-    namespace: String,
-    netns_inode: u64,
-    tcp_keepalive_time: u64,
-    tcp_keepalive_intvl: u64,
-    tcp_keepalive_probes: u64,
-    /// idle + intvl x probes, seconds.
-    detection_secs: u64,
-}
-
-#[derive(Serialize)]
-struct ChangeJson {
-    key: &'static str,
-    old: u64,
-    new: u64,
-}
-
-#[derive(Serialize)]
-struct PersistedJson<'a> {
-    path: &'a Path,
-    changed: bool,
-}
-
-#[derive(Serialize)]
-struct OverrideJson<'a> {
-    path: &'a Path,
-    line: usize,
-    key: &'static str,
-    value: &'a str,
+/// Our name for a sysctl: the flag that sets it.
+fn setting(key: SysctlKey) -> &'static str {
+    match key {
+        SysctlKey::Time => "idle",
+        SysctlKey::Intvl => "interval",
+        SysctlKey::Probes => "count",
+    }
 }
 
 impl Printer {
     fn values(&self, ns: &NetNs, d: &KernelDefaults) -> anyhow::Result<()> {
         if self.json {
-            return crate::json::print_line(
-                "sysctl",
-                ValuesJson {
-                    namespace: ns.to_string(),
-                    netns_inode: ns.inode(),
-                    tcp_keepalive_time: d.idle,
-                    tcp_keepalive_intvl: d.interval,
-                    tcp_keepalive_probes: d.count,
-                    detection_secs: detection_secs(d),
-                },
-            );
+            json::print(&Message::Sysctl(SysctlValues {
+                netns: ns.into(),
+                idle: d.idle,
+                interval: d.interval,
+                count: d.count,
+                detection_secs: detection_secs(d),
+            }))?;
+            return Ok(());
         }
         let mut out = std::io::stdout().lock();
         write!(out, "{}", render(ns, d))?;
@@ -179,61 +150,56 @@ impl Printer {
     }
 
     fn changes(&self, ns: &NetNs, written: &[Written]) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
         for w in written {
             if self.json {
-                crate::json::print_line(
-                    "change",
-                    ChangeJson {
+                json::write(
+                    &mut out,
+                    &Message::Change(SysctlChange {
+                        setting: setting(w.key),
                         key: w.key.name(),
                         old: w.old,
                         new: w.new,
-                    },
+                    }),
                 )?;
             } else if w.old == w.new {
-                writeln!(std::io::stdout(), "{}: {} (unchanged)", w.key, w.old)?;
+                writeln!(out, "{}: {} (unchanged)", w.key, w.old)?;
             } else {
-                writeln!(std::io::stdout(), "{}: {} -> {}", w.key, w.old, w.new)?;
+                writeln!(out, "{}: {} -> {}", w.key, w.old, w.new)?;
             }
         }
         if !self.json {
-            writeln!(std::io::stdout(), "in network namespace {ns}")?;
-            writeln!(std::io::stdout())?;
+            writeln!(out, "in network namespace {ns}")?;
+            writeln!(out)?;
         }
         Ok(())
     }
 
     fn persisted(&self, p: &Persisted) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
         if self.json {
-            crate::json::print_line(
-                "persisted",
-                PersistedJson {
+            json::write(
+                &mut out,
+                &Message::Persisted(json::Persisted {
                     path: &p.path,
                     changed: p.changed,
-                },
+                }),
             )?;
         } else if p.changed {
-            writeln!(
-                std::io::stdout(),
-                "persisted in {} (applied at boot)",
-                p.path.display()
-            )?;
+            writeln!(out, "persisted in {} (applied at boot)", p.path.display())?;
         } else {
-            writeln!(
-                std::io::stdout(),
-                "{} already holds these values",
-                p.path.display()
-            )?;
+            writeln!(out, "{} already holds these values", p.path.display())?;
         }
         for s in &p.overridden_by {
             if self.json {
-                crate::json::print_line(
-                    "override",
-                    OverrideJson {
+                json::write(
+                    &mut out,
+                    &Message::Override(Override {
                         path: &s.path,
                         line: s.line,
                         key: s.key.name(),
                         value: &s.value,
-                    },
+                    }),
                 )?;
             }
             eprintln!(
@@ -261,16 +227,16 @@ fn render(ns: &NetNs, d: &KernelDefaults) -> String {
          These apply to sockets with keepalive on that set no value of their own.\n",
         SysctlKey::Time.name(),
         d.idle,
-        human_secs(d.idle),
+        human::secs(d.idle),
         SysctlKey::Intvl.name(),
         d.interval,
-        human_secs(d.interval),
+        human::secs(d.interval),
         SysctlKey::Probes.name(),
         d.count,
         d.idle,
         d.count,
         d.interval,
-        human_secs(detection_secs(d)),
+        human::secs(detection_secs(d)),
     )
 }
 
