@@ -42,7 +42,6 @@ mod env;
 pub mod host;
 mod sockopt;
 mod state;
-mod sys;
 mod sysctl;
 
 pub use env::{EnvSettings, InvalidVar, from_env, from_vars};

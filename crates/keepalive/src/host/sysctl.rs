@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use keepalive_core::{KernelDefaults, ProbeCount, Seconds};
 
+use rustix::io::Errno;
+
 use crate::sysctl::{proc_path, read_value};
 
 /// One of the three keepalive sysctls.
@@ -282,9 +284,9 @@ pub fn set_kernel_defaults_with(
     for w in &writes {
         store.check_writable(w.key).map_err(|source| {
             let key = w.key;
-            match source.raw_os_error() {
-                Some(libc::EACCES | libc::EPERM) => SetError::PermissionDenied { key, source },
-                Some(libc::EROFS) => SetError::ReadOnly { key, source },
+            match Errno::from_io_error(&source) {
+                Some(Errno::ACCESS | Errno::PERM) => SetError::PermissionDenied { key, source },
+                Some(Errno::ROFS) => SetError::ReadOnly { key, source },
                 _ => SetError::NotWritable { key, source },
             }
         })?;
@@ -365,7 +367,7 @@ mod tests {
         values: BTreeMap<SysctlKey, u64>,
         writes: usize,
         fail_at: usize,
-        deny: Option<(SysctlKey, i32)>,
+        deny: Option<(SysctlKey, Errno)>,
     }
 
     impl SysctlStore for Failing {
@@ -374,7 +376,7 @@ mod tests {
         }
         fn check_writable(&mut self, key: SysctlKey) -> io::Result<()> {
             match self.deny {
-                Some((denied, errno)) if denied == key => Err(io::Error::from_raw_os_error(errno)),
+                Some((denied, errno)) if denied == key => Err(io::Error::from(errno)),
                 _ => Ok(()),
             }?;
             Ok(())
@@ -382,14 +384,14 @@ mod tests {
         fn write(&mut self, key: SysctlKey, value: u64) -> io::Result<()> {
             self.writes += 1;
             if self.writes == self.fail_at {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+                return Err(Errno::INVAL.into());
             }
             self.values.insert(key, value);
             Ok(())
         }
     }
 
-    fn failing(fail_at: usize, deny: Option<(SysctlKey, i32)>) -> Failing {
+    fn failing(fail_at: usize, deny: Option<(SysctlKey, Errno)>) -> Failing {
         Failing {
             values: SysctlKey::ALL.into_iter().zip([7200, 75, 9]).collect(),
             writes: 0,
@@ -426,7 +428,7 @@ mod tests {
 
     #[test]
     fn permission_denied_writes_nothing() {
-        let mut store = failing(usize::MAX, Some((SysctlKey::Probes, libc::EACCES)));
+        let mut store = failing(usize::MAX, Some((SysctlKey::Probes, Errno::ACCESS)));
         let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
         assert!(matches!(
             err,
@@ -444,7 +446,7 @@ mod tests {
 
     #[test]
     fn read_only_proc_sys_is_named() {
-        let mut store = failing(usize::MAX, Some((SysctlKey::Time, libc::EROFS)));
+        let mut store = failing(usize::MAX, Some((SysctlKey::Time, Errno::ROFS)));
         let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
         assert!(
             matches!(
