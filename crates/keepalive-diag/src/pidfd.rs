@@ -30,7 +30,7 @@ pub enum PidFdErrorKind {
 /// A failed pidfd call, naming the call, the process and the descriptor.
 #[derive(Debug, thiserror::Error)]
 pub struct PidFdError {
-    /// `pidfd_open` or `pidfd_getfd`.
+    /// `pidfd_open`, `pidfd_getfd`, or `fstat` (of a duplicate).
     pub call: &'static str,
     /// The target process.
     pub pid: u32,
@@ -64,6 +64,22 @@ impl PidFdError {
             _ => PidFdErrorKind::Other,
         }
     }
+}
+
+/// What became of a descriptor listed as a socket, once duplicated with
+/// [`PidFd::socket`].
+#[derive(Debug)]
+pub enum Duplicate {
+    /// Still the socket listed: a duplicate of it, in this process and
+    /// close-on-exec. Options set on it apply to the shared socket;
+    /// dropping it leaves the process's descriptor alone.
+    Socket(OwnedFd),
+    /// The descriptor was closed since it was listed (`EBADF`).
+    Closed,
+    /// The number now refers to another file, or another socket: it was
+    /// closed and reused since it was listed. The duplicate taken of it
+    /// is closed again.
+    Reused,
 }
 
 /// A process, held by a pidfd: its pid cannot be reused while this is open.
@@ -106,6 +122,32 @@ impl PidFd {
             fd: Some(fd),
             source,
         })
+    }
+
+    /// A duplicate of the process's descriptor `fd`, proved to be still
+    /// the socket `inode` it was listed as (by `/proc/PID/fd` or a
+    /// sock_diag dump): [`get_fd`](PidFd::get_fd), then
+    /// [`socket_inode`] on the duplicate.
+    ///
+    /// A descriptor closed or reused since then is not an error but a
+    /// [`Duplicate`] saying so; errors are the missing right
+    /// ([`PidFdErrorKind::NotPermitted`]), a process gone, an old kernel.
+    pub fn socket(&self, fd: RawFd, inode: u64) -> Result<Duplicate, PidFdError> {
+        let dup = match self.get_fd(fd) {
+            Ok(dup) => dup,
+            Err(e) if e.kind() == PidFdErrorKind::NoDescriptor => return Ok(Duplicate::Closed),
+            Err(e) => return Err(e),
+        };
+        match socket_inode(&dup) {
+            Ok(Some(now)) if now == inode => Ok(Duplicate::Socket(dup)),
+            Ok(_) => Ok(Duplicate::Reused),
+            Err(source) => Err(PidFdError {
+                call: "fstat",
+                pid: self.pid,
+                fd: Some(fd),
+                source,
+            }),
+        }
     }
 }
 
@@ -155,6 +197,59 @@ mod tests {
         // Above the largest pid_max the kernel allows (4194304).
         let err = PidFd::open(5_000_000).unwrap_err();
         assert_eq!(err.kind(), PidFdErrorKind::NoProcess, "{err}");
+    }
+
+    /// Our own process, held by a pidfd.
+    fn me() -> PidFd {
+        PidFd::open(std::process::id()).unwrap()
+    }
+
+    #[test]
+    fn socket_still_there() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(&l).unwrap().unwrap();
+        match me().socket(l.as_raw_fd(), inode).unwrap() {
+            Duplicate::Socket(dup) => {
+                assert_ne!(dup.as_raw_fd(), l.as_raw_fd(), "a new descriptor");
+                assert_eq!(socket_inode(&dup).unwrap(), Some(inode));
+            }
+            other => panic!("want the socket, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn socket_closed_since_listed() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(&l).unwrap().unwrap();
+        // A number far above the ones other test threads get (the lowest
+        // free), so that nothing reuses it once closed.
+        let high = rustix::io::fcntl_dupfd_cloexec(&l, 700).unwrap();
+        let number = high.as_raw_fd();
+        drop(high);
+        let d = me().socket(number, inode).unwrap();
+        assert!(matches!(d, Duplicate::Closed), "{d:?}");
+    }
+
+    #[test]
+    fn socket_number_reused_by_a_file() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(&l).unwrap().unwrap();
+        let mut number = OwnedFd::from(l);
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        rustix::io::dup2(&file, &mut number).unwrap();
+        let d = me().socket(number.as_raw_fd(), inode).unwrap();
+        assert!(matches!(d, Duplicate::Reused), "{d:?}");
+    }
+
+    #[test]
+    fn socket_number_reused_by_another_socket() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let inode = socket_inode(&l).unwrap().unwrap();
+        let mut number = OwnedFd::from(l);
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        rustix::io::dup2(&other, &mut number).unwrap();
+        let d = me().socket(number.as_raw_fd(), inode).unwrap();
+        assert!(matches!(d, Duplicate::Reused), "{d:?}");
     }
 
     #[test]

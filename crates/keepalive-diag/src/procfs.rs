@@ -137,19 +137,25 @@ impl Owners {
                     self.insert(s.inode, pid, &command, s.fd);
                 }
             }
-            Err(e) if denied(&e) => self.denied += 1,
+            Err(e) if denied(&e) => self.add_denied(),
             // The process exited meanwhile (NotFound), or is a kernel
             // thread: nothing of it to see.
             Err(_) => {}
         }
     }
 
-    fn insert(&mut self, inode: u64, pid: u32, command: &str, fd: i32) {
+    /// Records that process `pid` holds socket `inode` at `fd`.
+    pub(crate) fn insert(&mut self, inode: u64, pid: u32, command: &str, fd: i32) {
         self.by_inode.entry(inode).or_default().push(Owner {
             pid,
             command: command.to_owned(),
             fd,
         });
+    }
+
+    /// Counts one process whose descriptors could not be read.
+    pub(crate) fn add_denied(&mut self) {
+        self.denied += 1;
     }
 
     fn sort(&mut self) {
