@@ -30,4 +30,4 @@ pub use sysctl::{
     DefaultsChange, ProcStore, SetError, SysctlKey, SysctlStore, Written, set_kernel_defaults,
     set_kernel_defaults_with,
 };
-pub use sysctl_d::{DROPIN, Persisted, Setting, boot_order, overrides, persist};
+pub use sysctl_d::{DROPIN, PersistError, Persisted, Setting, boot_order, overrides, persist};

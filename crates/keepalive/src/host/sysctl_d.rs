@@ -149,31 +149,68 @@ pub struct Persisted {
     pub overridden_by: Vec<Setting>,
 }
 
+/// Why [`persist`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PersistError {
+    /// The root directory does not exist (or is not a directory): it is
+    /// not created, since a mistyped `--root` would otherwise become a new
+    /// tree nothing boots from. Nothing was written.
+    #[error(
+        "{}: no such directory; the root directory must exist (nothing was written)",
+        root.display()
+    )]
+    MissingRoot {
+        /// The root given.
+        root: PathBuf,
+    },
+    /// The drop-in exists but cannot be read. Nothing was written.
+    #[error("cannot read {}; nothing was written", path.display())]
+    Read {
+        /// The drop-in.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the drop-in failed (the error names the file); it is left
+    /// as it was.
+    #[error(transparent)]
+    Write(io::Error),
+}
+
 /// Writes `values` to the drop-in under `root` (atomically, 0644; other
 /// keepalive keys it held are kept), unless it already says exactly that,
 /// then scans for later settings of the same keys.
 ///
+/// `root` must be an existing directory ([`PersistError::MissingRoot`]);
+/// the directories below it (`etc/sysctl.d`) are created as needed.
+///
 /// ```
 /// use keepalive::host::{persist, SysctlKey};
-/// let root = std::env::temp_dir().join(format!("ka-persist-doc-{}", std::process::id()));
-/// let done = persist(&root, &[(SysctlKey::Time, 600)])?;
+/// let root = tempfile::tempdir()?;
+/// let done = persist(root.path(), &[(SysctlKey::Time, 600)])?;
 /// assert!(done.changed);
 /// assert!(std::fs::read_to_string(&done.path)?.contains("net.ipv4.tcp_keepalive_time = 600\n"));
-/// assert!(!persist(&root, &[(SysctlKey::Time, 600)])?.changed);
-/// # std::fs::remove_dir_all(&root)?;
-/// # Ok::<(), std::io::Error>(())
+/// assert!(!persist(root.path(), &[(SysctlKey::Time, 600)])?.changed);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> io::Result<Persisted> {
+pub fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> Result<Persisted, PersistError> {
+    if !root.is_dir() {
+        return Err(PersistError::MissingRoot {
+            root: root.to_owned(),
+        });
+    }
     let path = root.join(DROPIN);
     let existing = match fs::read_to_string(&path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        Err(source) => return Err(PersistError::Read { path, source }),
     };
     let text = render(existing.as_deref(), values);
     let changed = existing.as_deref() != Some(text.as_str());
     if changed {
-        write_atomic(&path, text.as_bytes(), 0o644)?;
+        write_atomic(&path, text.as_bytes(), 0o644).map_err(PersistError::Write)?;
     }
     let keys: Vec<SysctlKey> = values.iter().map(|(k, _)| *k).collect();
     Ok(Persisted {
@@ -187,11 +224,10 @@ pub fn persist(root: &Path, values: &[(SysctlKey, u64)]) -> io::Result<Persisted
 mod tests {
     use super::*;
 
-    fn root(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("keepalive-sysctl-d-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
+    use tempfile::TempDir;
+
+    fn root() -> TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     fn write(path: PathBuf, text: &str) {
@@ -259,15 +295,15 @@ mod tests {
 
     #[test]
     fn boot_order_masks_and_sorts() {
-        let r = root("order");
+        let dir = root();
+        let r = dir.path();
         write(r.join("usr/lib/sysctl.d/50-default.conf"), "");
         write(r.join("usr/lib/sysctl.d/95-vendor.conf"), "");
         write(r.join("etc/sysctl.d/95-vendor.conf"), "");
         write(r.join("run/sysctl.d/10-run.conf"), "");
         write(r.join("etc/sysctl.d/README"), "");
         write(r.join("etc/sysctl.conf"), "");
-        let got = boot_order(&r);
-        fs::remove_dir_all(&r).unwrap();
+        let got = boot_order(r);
         assert_eq!(
             got,
             [
@@ -281,7 +317,8 @@ mod tests {
 
     #[test]
     fn later_settings_are_reported_with_file_and_line() {
-        let r = root("override");
+        let dir = root();
+        let r = dir.path();
         write(
             r.join("etc/sysctl.d/10-early.conf"),
             "net.ipv4.tcp_keepalive_time = 1\n",
@@ -294,8 +331,7 @@ mod tests {
             r.join("etc/sysctl.conf"),
             "net.ipv4.tcp_keepalive_probes=3\n",
         );
-        let done = persist(&r, &[(SysctlKey::Time, 600), (SysctlKey::Probes, 20)]).unwrap();
-        fs::remove_dir_all(&r).unwrap();
+        let done = persist(r, &[(SysctlKey::Time, 600), (SysctlKey::Probes, 20)]).unwrap();
         let got: Vec<(PathBuf, usize, SysctlKey)> = done
             .overridden_by
             .into_iter()
@@ -312,14 +348,52 @@ mod tests {
 
     #[test]
     fn persist_is_idempotent_and_keeps_mtime() {
-        let r = root("idem");
-        let first = persist(&r, &[(SysctlKey::Time, 600)]).unwrap();
+        let dir = root();
+        let r = dir.path();
+        let first = persist(r, &[(SysctlKey::Time, 600)]).unwrap();
         let mtime = fs::metadata(&first.path).unwrap().modified().unwrap();
-        let second = persist(&r, &[(SysctlKey::Time, 600)]).unwrap();
+        let second = persist(r, &[(SysctlKey::Time, 600)]).unwrap();
         let mtime2 = fs::metadata(&first.path).unwrap().modified().unwrap();
-        fs::remove_dir_all(&r).unwrap();
         assert!(first.changed);
         assert!(!second.changed);
         assert_eq!(mtime, mtime2);
+    }
+
+    #[test]
+    fn a_missing_root_is_refused_and_not_created() {
+        let dir = root();
+        let missing = dir.path().join("no-such-root");
+        let err = persist(&missing, &[(SysctlKey::Time, 600)]).unwrap_err();
+        assert!(
+            matches!(&err, PersistError::MissingRoot { root } if *root == missing),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: no such directory; the root directory must exist (nothing was written)",
+                missing.display()
+            )
+        );
+        assert!(!missing.exists(), "created");
+    }
+
+    #[test]
+    fn a_file_as_root_is_refused() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let err = persist(file.path(), &[(SysctlKey::Time, 600)]).unwrap_err();
+        assert!(matches!(err, PersistError::MissingRoot { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn an_unreadable_dropin_is_named() {
+        let dir = root();
+        // A directory where the drop-in should be: reading it fails.
+        fs::create_dir_all(dir.path().join(DROPIN)).unwrap();
+        let err = persist(dir.path(), &[(SysctlKey::Time, 600)]).unwrap_err();
+        assert!(
+            matches!(&err, PersistError::Read { path, .. } if *path == dir.path().join(DROPIN)),
+            "{err:?}"
+        );
     }
 }
