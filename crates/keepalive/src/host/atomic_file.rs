@@ -25,11 +25,10 @@ const TRIES: u32 = 16;
 /// already, another is tried, and the existing file is left alone.
 ///
 /// ```
-/// let dir = std::env::temp_dir().join(format!("ka-doc-{}", std::process::id()));
-/// let file = dir.join("etc/example.conf");
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("etc/example.conf");
 /// keepalive::host::write_atomic(&file, b"a = 1\n", 0o644)?;
 /// assert_eq!(std::fs::read(&file)?, b"a = 1\n");
-/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
@@ -131,23 +130,10 @@ fn create_dirs(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// A directory of the test's own, removed when dropped.
-    struct TempDir(PathBuf);
+    use tempfile::TempDir;
 
-    impl TempDir {
-        fn new(name: &str) -> TempDir {
-            let dir = std::env::temp_dir()
-                .join(format!("keepalive-atomic-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
+    fn temp_dir() -> TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     fn mode(path: &Path) -> u32 {
@@ -156,11 +142,11 @@ mod tests {
 
     #[test]
     fn an_existing_temp_file_is_someone_elses() {
-        let dir = TempDir::new("planted");
-        let file = dir.0.join("ld.so.preload");
+        let dir = temp_dir();
+        let file = dir.path().join("ld.so.preload");
         // The name the temporary file had when it held only the pid.
         let planted = dir
-            .0
+            .path()
             .join(format!(".ld.so.preload.keepalive-{}", std::process::id()));
         fs::write(&planted, b"not ours").unwrap();
         write_atomic(&file, b"/x.so\n", 0o644).unwrap();
@@ -168,7 +154,7 @@ mod tests {
         assert_eq!(fs::read(&planted).unwrap(), b"not ours");
 
         // A collision fails without removing the file it collided with.
-        let err = write_through(&planted, &file, &dir.0, b"/y.so\n", 0o644).unwrap_err();
+        let err = write_through(&planted, &file, dir.path(), b"/y.so\n", 0o644).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&planted).unwrap(), b"not ours");
         assert_eq!(fs::read(&file).unwrap(), b"/x.so\n");
@@ -182,13 +168,22 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_no_temp_file() {
-        let dir = TempDir::new("failed");
+        let dir = temp_dir();
         // Renaming a file over a directory fails after the temp file exists.
-        let target = dir.0.join("taken");
+        let target = dir.path().join("taken");
         fs::create_dir(&target).unwrap();
         fs::write(target.join("inside"), b"x").unwrap();
-        assert!(write_atomic(&target, b"y", 0o644).is_err());
-        let left: Vec<_> = fs::read_dir(&dir.0)
+        let err = write_atomic(&target, b"y", 0o644).unwrap_err();
+        // rename(2) of a file over a directory: EISDIR.
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot write {}: ", target.display())),
+            "{err}"
+        );
+        assert!(target.is_dir(), "the directory was replaced");
+        assert_eq!(fs::read(target.join("inside")).unwrap(), b"x");
+        let left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
@@ -197,8 +192,8 @@ mod tests {
 
     #[test]
     fn missing_directories_are_0755_and_existing_ones_kept() {
-        let dir = TempDir::new("dirs");
-        let existing = dir.0.join("a");
+        let dir = temp_dir();
+        let existing = dir.path().join("a");
         fs::create_dir(&existing).unwrap();
         fs::set_permissions(&existing, fs::Permissions::from_mode(0o700)).unwrap();
         let file = existing.join("b/c/file");
