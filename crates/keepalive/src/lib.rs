@@ -35,7 +35,7 @@
 //! What it won't do: create sockets (use std or socket2), or change a
 //! socket behind a program's back (that is `libkeepalive.so` and the
 //! `keepalive` command).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod env;
