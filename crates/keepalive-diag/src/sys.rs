@@ -32,9 +32,9 @@ pub(crate) struct NetlinkSocket(OwnedFd);
 impl NetlinkSocket {
     /// `socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)`,
     /// with `SO_SNDTIMEO` and `SO_RCVTIMEO` set to `timeout` so that a
-    /// silent kernel cannot hang the caller (rustix rounds a timeout below
-    /// one microsecond up, and takes zero for "none": `timeout` must not be
-    /// zero).
+    /// silent kernel cannot hang the caller. rustix refuses a zero
+    /// `timeout` (`EINVAL`: zero would mean "wait forever") and rounds one
+    /// below a microsecond up to a microsecond.
     pub(crate) fn sock_diag(timeout: Duration) -> io::Result<NetlinkSocket> {
         let fd = rustix::net::socket_with(
             AddressFamily::NETLINK,
