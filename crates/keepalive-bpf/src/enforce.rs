@@ -16,7 +16,11 @@ const CAP_BPF: u32 = 39;
 
 /// The effective capabilities, from `CapEff` in /proc/self/status.
 fn effective_caps() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
+    parse_cap_eff(&fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// The `CapEff:` line of a /proc/PID/status text (hexadecimal, proc(5)).
+fn parse_cap_eff(status: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
     u64::from_str_radix(hex.trim(), 16).ok()
 }
@@ -302,9 +306,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caps_are_read() {
-        // Every process has a CapEff line; root in the test machine has
-        // all of them, others none: either way it parses.
-        assert!(effective_caps().is_some());
+    fn cap_eff_line() {
+        let status = "Name:\tkeepalive\nCapPrm:\t0000000000000000\n\
+                      CapEff:\t000001ffffffffff\nCapBnd:\t0000000000000000\n";
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(parse_cap_eff("Name:\tx\nCapPrm:\t0000000000000000\n"), None);
+        assert_eq!(parse_cap_eff("CapEff:\tzz\n"), None);
+    }
+
+    #[test]
+    fn caps_match_the_kernels() {
+        // capget(2), asked independently of /proc, must agree bit for bit.
+        let kernel = rustix::thread::capabilities(None).expect("capget");
+        assert_eq!(effective_caps(), Some(kernel.effective.bits()));
+    }
+
+    #[test]
+    fn privileges_follow_the_caps() {
+        let caps = rustix::thread::capabilities(None)
+            .expect("capget")
+            .effective;
+        use rustix::thread::CapabilitySet as C;
+        let allowed = caps.contains(C::SYS_ADMIN) || caps.contains(C::BPF | C::NET_ADMIN);
+        match check_privileges() {
+            Ok(()) => assert!(allowed, "caps {caps:?}"),
+            Err(e) => {
+                assert!(!allowed, "caps {caps:?}: {e}");
+                assert!(matches!(e, Error::NotPermitted { source: None, .. }), "{e}");
+            }
+        }
     }
 }
