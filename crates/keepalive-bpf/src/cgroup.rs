@@ -6,11 +6,9 @@
 //! containers. It is read from `/proc/self/mountinfo`, never assumed. See
 //! [Documentation/admin-guide/cgroup-v2.rst](https://github.com/torvalds/linux/blob/v6.18/Documentation/admin-guide/cgroup-v2.rst).
 
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -166,13 +164,13 @@ impl Cgroup {
             path: path.to_path_buf(),
             mount: Hierarchy::find().ok().map(|h| h.mount_point),
         };
-        let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| not_cgroup2())?;
-        match sys::statfs_type(&c_path) {
+        let dir = File::open(path).map_err(|e| Error::path("open the cgroup", path, e))?;
+        // Asked of the open directory, so that it is the one checked.
+        match sys::fstatfs_type(&dir) {
             Ok(CGROUP2_SUPER_MAGIC) => {}
             Ok(_) => return Err(not_cgroup2()),
             Err(e) => return Err(Error::path("open the cgroup", path, e)),
         }
-        let dir = File::open(path).map_err(|e| Error::path("open the cgroup", path, e))?;
         let meta = dir
             .metadata()
             .map_err(|e| Error::path("open the cgroup", path, e))?;

@@ -12,8 +12,9 @@
 //! - [`enforce`], [`status`], [`remove`]: attach to a cgroup with the link
 //!   and map pinned in bpffs (`/sys/fs/bpf/keepalive/`), so that it outlives
 //!   the command; list; detach.
-//! - [`RunScope`]: a command in a new cgroup of its own, enforced while it
-//!   runs (`keepalive run --enforce`).
+//! - [`RunScope`]: a new cgroup of its own for a command, enforced while it
+//!   runs (`keepalive run --enforce`); starting the command in it is the
+//!   caller's business.
 //!
 //! By default a connection whose program switched keepalive on itself is
 //! left alone ([`Policy::force`] overrides it); a program that sets its own
@@ -36,7 +37,7 @@ mod object;
 mod pin;
 mod program;
 mod scope;
-#[allow(unsafe_code, reason = "the one module with system calls")]
+#[allow(unsafe_code, reason = "bpf(2), which no safe crate wraps")]
 mod sys;
 
 pub use cgroup::{CGROUP2_SUPER_MAGIC, Cgroup, Hierarchy};
@@ -52,4 +53,4 @@ pub use program::{
     ACTIVE_ESTABLISHED_CB, FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, InvalidValue,
     PASSIVE_ESTABLISHED_CB, Policy, VALUE_SIZE, sock_ops_program,
 };
-pub use scope::{Finished, RunScope, exit_as};
+pub use scope::{Finished, RunScope};

@@ -16,7 +16,6 @@
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -45,7 +44,7 @@ fn c_path(path: &Path) -> Result<CString> {
 
 /// True when `path` is on a bpffs.
 fn is_bpffs(path: &Path) -> Result<bool> {
-    match sys::statfs_type(&c_path(path)?) {
+    match sys::statfs_type(path) {
         Ok(t) => Ok(t == BPF_FS_MAGIC),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::path("inspect", path, e)),
@@ -84,8 +83,7 @@ impl Pins {
                     source: io::Error::from(io::ErrorKind::NotFound),
                 });
             }
-            sys::mount_bpffs(&c_path(bpffs)?)
-                .map_err(|e| Error::path("mount bpffs on", bpffs, e))?;
+            sys::mount_bpffs(bpffs).map_err(|e| Error::path("mount bpffs on", bpffs, e))?;
             mount.mounted_now = true;
             mount.private_namespace = !same_mount_namespace_as_init();
         }
@@ -96,7 +94,13 @@ impl Pins {
             Err(e) => return Err(Error::path("create", &root, e)),
         }
         let lock = File::open(&root).map_err(|e| Error::path("open", &root, e))?;
-        sys::lock_exclusive(lock.as_fd()).map_err(|e| Error::path("lock", &root, e))?;
+        // flock(2) LOCK_EX on Linux, waiting (again after a signal
+        // handler interrupted it); released when `lock` is closed.
+        while let Err(e) = lock.lock() {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::path("lock", &root, e));
+            }
+        }
         Ok(Pins {
             root,
             _lock: lock,

@@ -1,20 +1,19 @@
-//! `keepalive run --enforce`: a command in a cgroup of its own, with the
+//! `keepalive run --enforce`: a cgroup of its own for a command, with the
 //! policy enforced there for as long as it runs.
 //!
 //! A socket's cgroup is fixed when the socket is created, so the command
-//! must start inside the cgroup: the child moves itself there between
-//! fork and exec. The link is held by this process's fd only (not pinned):
-//! if this process dies the link detaches by itself. The settings map is
-//! pinned, so that `keepalive enforce --status` lists the cgroup and
-//! `keepalive enforce --cgroup` can change the values while it runs.
+//! must start inside the cgroup: its starter (the CLI) moves the child
+//! there between fork and exec, through [`RunScope::procs_file`]. Starting
+//! the command, its signals and its exit status are the starter's
+//! business; this module creates, attaches and cleans up. The link is held
+//! by this process's fd only (not pinned): if this process dies the link
+//! detaches by itself. The settings map is pinned, so that `keepalive
+//! enforce --status` lists the cgroup and `keepalive enforce --cgroup` can
+//! change the values while it runs.
 
-use std::ffi::c_int;
+use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cgroup::{Cgroup, Hierarchy};
@@ -23,18 +22,6 @@ use crate::error::{Error, Result};
 use crate::object::{Link, Program, SettingsMap};
 use crate::pin::{PinDir, Pins};
 use crate::program::Policy;
-use crate::sys::{self, BlockedSignals};
-
-/// Signals `run` takes over while the command runs: SIGTERM and SIGHUP are
-/// passed on to it; SIGINT and SIGQUIT, which a terminal sends to the
-/// command as well, are not (as system(3) does); SIGCHLD says it ended.
-const TAKEN: [c_int; 5] = [
-    libc::SIGCHLD,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGTERM,
-    libc::SIGHUP,
-];
 
 /// A new cgroup with the policy enforced on it, removed (with the pins and
 /// the link) when [`RunScope::finish`] is called or it is dropped.
@@ -45,7 +32,6 @@ pub struct RunScope {
     map: Option<SettingsMap>,
     pin_dir: Option<PinDir>,
     attachment: Attachment,
-    signals: Option<BlockedSignals>,
 }
 
 /// What [`RunScope::finish`] did.
@@ -92,7 +78,6 @@ impl RunScope {
                 link_id: 0,
                 prog_id: 0,
             },
-            signals: None,
         };
         // From here on, dropping `scope` on an error undoes what was done.
         let cgroup = scope.cgroup.as_ref().expect("set above");
@@ -128,61 +113,23 @@ impl RunScope {
         self.attachment
     }
 
-    /// Runs `cmd` in the cgroup and waits for it. While it runs, SIGTERM
-    /// and SIGHUP sent to this process are passed on to it, SIGINT and
-    /// SIGQUIT are left to it; they stay blocked here until [`finish`]
-    /// has cleaned up, so that none can interrupt the clean-up.
-    ///
-    /// A spawn error is the exec's (the command not found, ...), or the
-    /// error of the child's move into the cgroup.
-    ///
-    /// [`finish`]: RunScope::finish
-    pub fn run(&mut self, cmd: &mut Command) -> io::Result<ExitStatus> {
+    /// The cgroup's `cgroup.procs`, open for writing: a process that
+    /// writes `0` to it moves itself (all its threads) into the cgroup. To
+    /// start a command inside, its child writes there between fork and exec
+    /// (write(2) is async-signal-safe), so that every socket the command
+    /// makes belongs to the cgroup.
+    pub fn procs_file(&self) -> io::Result<File> {
         let cgroup = self
             .cgroup
             .as_ref()
             .ok_or_else(|| io::Error::other("the scope is finished"))?;
-        let procs: OwnedFd = cgroup.procs_file()?.into();
-        sys::join_cgroup_before_exec(cmd, Arc::new(procs));
-        let signals = self.signals.insert(BlockedSignals::block(&TAKEN)?);
-        signals.unblock_in_child(cmd);
-        let mut child = cmd.spawn()?;
-        let waited = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-            // SIGCHLD: look again; SIGINT, SIGQUIT: the command got them too.
-            match signals.wait() {
-                Ok(sig) if sig == libc::SIGTERM || sig == libc::SIGHUP => {
-                    let _ = sys::kill(child.id(), sig);
-                }
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if waited.is_err() {
-            // Never leave the command running unenforced once the scope
-            // goes: stop it before the error is reported.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        waited
+        cgroup.procs_file()
     }
 
     /// Removes the cgroup, the pins and the link, unless processes the
     /// command left behind still run in the cgroup: then the link is
     /// pinned, so that they stay covered, and the cgroup is kept.
     pub fn finish(mut self) -> Result<Finished> {
-        let result = self.finish_inner();
-        // Pending signals were meant for the command; drop them before
-        // unblocking.
-        self.signals = None;
-        result
-    }
-
-    fn finish_inner(&mut self) -> Result<Finished> {
         let Some(cgroup) = self.cgroup.as_ref() else {
             return Ok(Finished::Removed);
         };
@@ -250,33 +197,5 @@ fn remove_when_empty(cgroup: Cgroup) -> Result<()> {
 impl Drop for RunScope {
     fn drop(&mut self) {
         let _ = self.clean_up();
-        self.signals = None;
     }
-}
-
-/// Ends this process the way `status` says the command ended: its exit
-/// code, or the signal that killed it (raised again, unless it would dump
-/// a core of this process: then 128 + the signal's number, as shells do).
-pub fn exit_as(status: ExitStatus) -> ! {
-    if let Some(code) = status.code() {
-        std::process::exit(code);
-    }
-    let sig = status.signal().unwrap_or(0);
-    let dumps_core = matches!(
-        sig,
-        libc::SIGQUIT
-            | libc::SIGILL
-            | libc::SIGTRAP
-            | libc::SIGABRT
-            | libc::SIGBUS
-            | libc::SIGFPE
-            | libc::SIGSEGV
-            | libc::SIGSYS
-            | libc::SIGXCPU
-            | libc::SIGXFSZ
-    );
-    if sig > 0 && !dumps_core {
-        sys::die_of(sig);
-    }
-    std::process::exit(128 + sig)
 }

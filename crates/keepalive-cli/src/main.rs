@@ -3,6 +3,7 @@
 
 mod attach;
 mod check;
+mod child;
 mod cli;
 mod enforce;
 mod exit;

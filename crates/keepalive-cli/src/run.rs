@@ -79,14 +79,23 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::NotFound);
     }
     let policy = enforce::policy(&args.settings, args.force);
-    let mut scope = RunScope::create(&policy).context("run --enforce")?;
+    let scope = RunScope::create(&policy).context("run --enforce")?;
     let mut cmd = Command::new(program);
     cmd.args(rest);
-    let status = match scope.run(&mut cmd) {
+    // The signals stay taken until the scope is cleaned up, so that none
+    // can interrupt the clean-up.
+    let mut foreground = None;
+    let waited = scope.procs_file().and_then(|procs| {
+        foreground
+            .insert(crate::child::Foreground::take()?)
+            .run(&mut cmd, procs)
+    });
+    let status = match waited {
         Ok(status) => status,
         Err(err) => {
             let cgroup = scope.cgroup().display().to_string();
             drop(scope);
+            drop(foreground);
             let (exit, hint) = match err.kind() {
                 std::io::ErrorKind::NotFound => (Exit::NotFound, "command not found".to_owned()),
                 std::io::ErrorKind::PermissionDenied => {
@@ -102,7 +111,9 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
             return Ok(exit);
         }
     };
-    match scope.finish() {
+    let finished = scope.finish();
+    drop(foreground);
+    match finished {
         Ok(Finished::Removed) => {}
         Ok(Finished::Left { cgroup, pids }) => {
             let dir = cgroup.display();
@@ -129,7 +140,7 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
         ),
     }
     // Everything is cleaned up: nothing is left for destructors to do.
-    keepalive_bpf::exit_as(status)
+    crate::child::exit_as(status)
 }
 
 /// Inherited preload variables that the library would refuse (and that no

@@ -1,7 +1,8 @@
-//! The only unsafe code of the crate: bpf(2), every command through one
-//! function, [`bpf`], that takes a [`Syscall`]; and the few other system
-//! calls std does not wrap (statfs, mount, flock, the signal mask, moving
-//! a child into a cgroup between fork and exec).
+//! bpf(2): every command of the crate goes through one function, [`bpf`],
+//! that takes a [`Syscall`], so that tests can answer it with a fake
+//! ([`super::fake`]). bpf(2) has no wrapper in rustix (nor in std): it is
+//! `libc::syscall(SYS_bpf, ...)`, the one `unsafe` block of this file
+//! besides taking ownership of the descriptors it returns.
 //!
 //! `union bpf_attr` is built as a zeroed, 8-byte aligned byte buffer with
 //! each field written at its offset from
@@ -15,12 +16,10 @@
 //! length field from that slice's length, so [`bpf`] is a safe function.
 //! Map keys and values are checked against the sizes of the map, which a
 //! [`MapFd`] carries (learned when it is created or opened, never given).
+
 use std::ffi::{CStr, c_int};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-use std::sync::Arc;
 
 /// The size of our `union bpf_attr` buffer: the kernel's is 144 bytes in
 /// Linux 6.x and only grows at the end; bytes past the kernel's size must be
@@ -207,34 +206,12 @@ fn invalid() -> io::Error {
     io::Error::from_raw_os_error(libc::EINVAL)
 }
 
-#[cfg(test)]
-type Fake = Box<dyn FnMut(&mut Syscall<'_>) -> io::Result<i64>>;
-
-#[cfg(test)]
-thread_local! {
-    static FAKE: std::cell::RefCell<Option<Fake>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `f` with every [`bpf`] call of this thread answered by `fake`
-/// instead of the kernel. A fake answering a command that returns a file
-/// descriptor must return one it owns (it is closed when dropped).
-#[cfg(test)]
-pub(crate) fn with_fake<T>(
-    fake: impl FnMut(&mut Syscall<'_>) -> io::Result<i64> + 'static,
-    f: impl FnOnce() -> T,
-) -> T {
-    FAKE.with(|cell| *cell.borrow_mut() = Some(Box::new(fake)));
-    let out = f();
-    FAKE.with(|cell| *cell.borrow_mut() = None);
-    out
-}
-
 /// bpf(2): every command of the crate goes through here. Returns the
 /// kernel's non-negative result (a new file descriptor for the commands
 /// that make one: use [`bpf_fd`] for those).
 pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
     #[cfg(test)]
-    if let Some(r) = FAKE.with(|cell| cell.borrow_mut().as_mut().map(|fake| fake(&mut call))) {
+    if let Some(r) = super::fake::answer(&mut call) {
         return r;
     }
     let mut attr = Attr::new();
@@ -378,6 +355,7 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
     // matching length field computed from that slice (map keys and values
     // checked against the map's own sizes above), and the mutable ones from
     // exclusive borrows. Fields the kernel writes back lie inside `attr`.
+    // (bpf(2) has no wrapper in rustix or std: this raw call is the only way.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -510,196 +488,6 @@ impl MapFd {
 impl AsFd for MapFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-}
-
-/// `statfs(path).f_type`: which filesystem `path` is on.
-pub(crate) fn statfs_type(path: &CStr) -> io::Result<i64> {
-    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `path` is NUL-terminated; `buf` is writable and as large as
-    // statfs(2) writes; it is read only after a successful call filled it.
-    let r = unsafe { libc::statfs(path.as_ptr(), buf.as_mut_ptr()) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statfs returned 0, so it initialised the whole struct.
-    let st = unsafe { buf.assume_init() };
-    #[allow(
-        clippy::unnecessary_cast,
-        reason = "f_type is i64 or u32 depending on the target"
-    )]
-    Ok(st.f_type as i64)
-}
-
-/// `mount("bpf", target, "bpf", 0, "mode=0700")`: a new bpffs instance.
-pub(crate) fn mount_bpffs(target: &CStr) -> io::Result<()> {
-    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
-    let r = unsafe {
-        libc::mount(
-            c"bpf".as_ptr(),
-            target.as_ptr(),
-            c"bpf".as_ptr(),
-            0,
-            c"mode=0700".as_ptr().cast(),
-        )
-    };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// `flock(fd, LOCK_EX)`, waiting for the lock; released when every
-/// duplicate of `fd` is closed.
-pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
-    loop {
-        // SAFETY: BorrowedFd guarantees an open descriptor for the call.
-        let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
-        if r == 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// Makes the child of `cmd` move itself into a cgroup after fork and before
-/// exec, by writing "0" (the writing process) to that cgroup's
-/// `cgroup.procs`, opened for writing as `procs`. When the write fails the
-/// command is not executed and spawn returns that error.
-pub(crate) fn join_cgroup_before_exec(cmd: &mut Command, procs: Arc<OwnedFd>) {
-    let join = move || {
-        // SAFETY: write(2) is async-signal-safe, as code between fork and
-        // exec must be; `procs` keeps the descriptor open and the buffer is
-        // a static byte.
-        let r = unsafe { libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) };
-        if r == 1 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    // SAFETY: the closure only calls write(2) and reads errno: no
-    // allocation, no lock, nothing that fork can leave in a bad state.
-    unsafe { cmd.pre_exec(join) };
-}
-
-/// Signals blocked in the calling thread, to be received with
-/// [`BlockedSignals::wait`]; when dropped, those still pending are
-/// discarded and the previous mask comes back. Children inherit the mask:
-/// see [`BlockedSignals::unblock_in_child`].
-pub(crate) struct BlockedSignals {
-    set: libc::sigset_t,
-    old: libc::sigset_t,
-}
-
-impl std::fmt::Debug for BlockedSignals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BlockedSignals")
-    }
-}
-
-impl BlockedSignals {
-    pub(crate) fn block(signals: &[c_int]) -> io::Result<BlockedSignals> {
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: sigemptyset initialises `set`; sigaddset and
-        // pthread_sigmask only read or write the sets given, which are
-        // initialised (`old` by pthread_sigmask) before being read.
-        unsafe {
-            libc::sigemptyset(set.as_mut_ptr());
-            for sig in signals {
-                if libc::sigaddset(set.as_mut_ptr(), *sig) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            let r = libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
-            if r != 0 {
-                return Err(io::Error::from_raw_os_error(r));
-            }
-            Ok(BlockedSignals {
-                set: set.assume_init(),
-                old: old.assume_init(),
-            })
-        }
-    }
-
-    /// Makes the child of `cmd` start with the signal mask from before
-    /// [`BlockedSignals::block`] (a child inherits its parent's mask).
-    pub(crate) fn unblock_in_child(&self, cmd: &mut Command) {
-        let old = self.old;
-        let restore = move || {
-            // SAFETY: pthread_sigmask is async-signal-safe, as code between
-            // fork and exec must be; `old` is an initialised copy.
-            let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-            if r == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::from_raw_os_error(r))
-            }
-        };
-        // SAFETY: the closure only calls pthread_sigmask: no allocation, no
-        // lock, nothing that fork can leave in a bad state.
-        unsafe { cmd.pre_exec(restore) };
-    }
-
-    /// Waits for one of the blocked signals and returns it.
-    pub(crate) fn wait(&self) -> io::Result<c_int> {
-        loop {
-            // SAFETY: `set` is an initialised signal set; the info pointer
-            // may be NULL.
-            let sig = unsafe { libc::sigwaitinfo(&self.set, std::ptr::null_mut()) };
-            if sig >= 0 {
-                return Ok(sig);
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-    }
-}
-
-impl Drop for BlockedSignals {
-    /// Discards the blocked signals still pending, then restores the mask.
-    fn drop(&mut self) {
-        let zero = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `set` is initialised; the info pointer may be NULL; the
-        // timeout is a live timespec. sigtimedwait returns -1 (EAGAIN) once
-        // none of the signals is pending.
-        while unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &zero) } > 0 {}
-        // SAFETY: `old` is the mask pthread_sigmask returned.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
-    }
-}
-
-/// `kill(pid, sig)`.
-pub(crate) fn kill(pid: u32, sig: c_int) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| invalid())?;
-    // SAFETY: kill(2) takes plain integers.
-    if unsafe { libc::kill(pid, sig) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Dies of `sig` as the command did: default action, unblocked, raised.
-/// Returns only when the default action does not end the process.
-pub(crate) fn die_of(sig: c_int) {
-    // SAFETY: signal(2) with SIG_DFL installs no handler; the set is
-    // initialised by sigemptyset before use; raise(3) takes an integer.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, set.as_ptr(), std::ptr::null_mut());
-        libc::raise(sig);
     }
 }
 
