@@ -42,9 +42,9 @@
 //! | `enforce_summary` | enforce --status | `enforcements`, `attached` |
 //! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `detached`, `unpinned` |
 //!
-//! Nested objects: `netns` is `{"inode", "name", "path", "current"}`
-//! (`name` for `/run/netns/NAME`, `path` for another file, both `null` for
-//! the caller's own); `changes` is `[{"setting", "old", "new"}]`; `timer`
+//! Nested objects: `netns` is `{"inode", "name", "path", "pid", "current"}`
+//! (`name` for `/run/netns/NAME`, `pid` for `--pid`, `path` the file it was
+//! opened from, all `null` for the caller's own); `changes` is `[{"setting", "old", "new"}]`; `timer`
 //! is `{"kind", "left_ms", "count"}`; `processes` is `[{"pid", "command",
 //! "fd"}]`; an enforcement's `settings` adds `user_timeout_auto` and
 //! `force` to the settings fields. Each struct below documents its fields.
@@ -167,8 +167,10 @@ pub struct Netns {
     pub inode: u64,
     /// `NAME` for `/run/netns/NAME`.
     pub name: Option<String>,
-    /// The file it was opened from, when not a name.
+    /// The file it was opened from (`/run/netns/NAME`, `/proc/PID/ns/net`).
     pub path: Option<PathBuf>,
+    /// The process whose namespace it is, for `--pid`.
+    pub pid: Option<u32>,
     /// The caller's own namespace.
     pub current: bool,
 }
@@ -177,8 +179,9 @@ impl From<&NetNs> for Netns {
     fn from(ns: &NetNs) -> Netns {
         Netns {
             inode: ns.inode(),
-            name: None,
-            path: None,
+            name: ns.name().map(str::to_owned),
+            path: ns.path().map(Path::to_path_buf),
+            pid: ns.pid(),
             current: ns.is_current(),
         }
     }
@@ -237,7 +240,8 @@ pub struct Connection<'a> {
     pub timer: Option<TimerJson>,
     /// `null` when unknown or not applicable (no socket a program holds).
     pub keepalive: Option<bool>,
-    /// How `keepalive` is known: `option` (getsockopt) or `timer`.
+    /// How `keepalive` is known: `SO_KEEPALIVE` (read with getsockopt) or
+    /// `timer` (seen in the dump).
     pub keepalive_from: Option<&'static str>,
     /// With `--pid`: the socket's options.
     pub options: Option<Options>,
@@ -465,20 +469,4 @@ mod tests {
             b"{\"type\":\"enforce_summary\",\"data\":{\"enforcements\":0,\"attached\":0}}\n"
         );
     }
-}
-
-/// Transitional: ls and attach move to [`Message`] next.
-pub fn write_line<T: Serialize>(
-    out: &mut impl Write,
-    r#type: &'static str,
-    data: T,
-) -> anyhow::Result<()> {
-    #[derive(Serialize)]
-    struct Line<T: Serialize> {
-        r#type: &'static str,
-        data: T,
-    }
-    serde_json::to_writer(&mut *out, &Line { r#type, data }).map_err(io::Error::from)?;
-    out.write_all(b"\n")?;
-    Ok(())
 }

@@ -1,49 +1,27 @@
-//! `keepalive ls`: the TCP sockets of the host or of one network namespace
-//! (sock_diag), each with its owning processes (`/proc/*/fd`) and its
-//! keepalive state; with `--pid`, also each socket's own options, read on a
-//! duplicate of the process's descriptor (pidfd_getfd).
+//! `keepalive ls`: the TCP sockets of the host or of one network namespace,
+//! each with its owning processes and its keepalive state. What is known
+//! (the sock_diag dump, its join with `/proc/*/fd`, whether keepalive is
+//! on and how that is known, each socket's options with `--pid`) comes
+//! from keepalive-diag; this module filters and renders.
 //!
-//! Where "keepalive on" comes from: without `--pid` it is read from the
-//! kernel's timer. A connection with keepalive on always has its keepalive
-//! timer pending, but the dump shows one timer per socket and a pending
-//! retransmission or zero-window probe takes precedence, so such a
-//! connection's keepalive is "unknown"; a listener never has a timer
-//! (its connections inherit its options when accepted). With `--pid` it is
-//! the socket's own `SO_KEEPALIVE`.
-//!
-//! # Format (`--json`)
-//!
-//! One line per socket, `{"type":"connection","data":{...}}`, with
-//! `family` (`inet`, `inet6`), `state` (`established`, `listen`, ...),
-//! `local`, `remote` (`null` for a listener), `inode`, `uid`, `processes`
-//! (`[{"pid","command","fd"}]`; `[]` when no process holds it, `null` when
-//! that could not be seen for lack of rights), `timer` (`null` or
-//! `{"kind","left_ms","count"}`, kind `keepalive`, `retransmit`,
-//! `time-wait`, `zero-window-probe`), `keepalive` (`true`, `false`, `null`
-//! when unknown or not applicable), `keepalive_from` (`timer` or
-//! `SO_KEEPALIVE`), `options` (with `--pid`: `so_keepalive`,
-//! `tcp_keepidle`, `tcp_keepintvl`, `tcp_keepcnt`, `tcp_user_timeout` as
-//! getsockopt reports them; else `null`), `recv_queue`, `send_queue`. Then
-//! one `{"type":"summary","data":{...}}` with the counts of the summary line.
+//! `--json` prints one `connection` message per socket, then one
+//! `ls_summary` (see [`crate::json`]).
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use keepalive::KeepaliveState;
 use keepalive::host::NetNs;
 use keepalive_diag::{
-    Owner, Owners, PROC, PidFd, PidFdError, PidFdErrorKind, StateSet, TcpSocket, TcpState, Timer,
-    TimerKind, socket_inode,
+    KeepaliveSeen, Listed, Owners, PROC, PidFdError, PidFdErrorKind, StateSet, TcpSocket, TcpState,
+    Timer, TimerKind, keepalive_seen,
 };
-use serde::Serialize;
 
 use crate::cli::{LsArgs, StateFilter};
 use crate::exit::Exit;
-use crate::json::write_line;
+use crate::human::{self, plural};
+use crate::json::{self, Connection, LsSummary, Message, Options, Process, TimerJson};
 
 pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
     let states = match args.state {
@@ -63,61 +41,51 @@ pub fn ls(args: &LsArgs) -> anyhow::Result<Exit> {
         (None, Some(pid)) => NetNs::of_pid(pid)?,
         (None, None) => NetNs::current()?,
     };
-    let sockets = list(&ns, states)?;
-    let mut rows: Vec<Row> = sockets
+    let dump = list(&ns, states)?;
+    let listed = keepalive_diag::listed_sockets(dump, &owners, args.pid.is_some());
+    let mut rows: Vec<Row> = listed
         .into_iter()
-        .filter_map(|socket| {
-            let held = owners.get(socket.inode);
-            let processes = if !held.is_empty() {
-                Some(held.to_vec())
-            } else if args.pid.is_some() {
-                return None;
-            } else if owners.denied() > 0 && socket.inode != 0 {
-                None
-            } else {
-                Some(Vec::new())
-            };
-            Some(Row {
-                socket,
-                processes,
-                options: None,
-            })
+        .map(|listed| Row {
+            listed,
+            options: None,
         })
         .collect();
     if let Some(pid) = args.pid {
-        match read_options(pid, &rows) {
+        let all: Vec<Listed> = rows.iter().map(|r| r.listed.clone()).collect();
+        match keepalive_diag::keepalive_options(pid, &all) {
             Ok(options) => {
                 for row in &mut rows {
-                    row.options = options.get(&row.socket.inode).copied();
+                    row.options = options.get(&row.listed.socket.inode).copied();
                 }
             }
-            Err(why) => eprintln!("keepalive: warning: {why}; the OPTIONS are not shown"),
+            Err(e) => eprintln!(
+                "keepalive: warning: {:#}; the OPTIONS are not shown",
+                pidfd_error("reading the socket options of", &e)
+            ),
         }
     }
+    rows.retain(|r| r.wanted(args));
     rows.sort_by_key(|r| {
-        (
-            r.socket.state != TcpState::Listen,
-            r.socket.local,
-            r.socket.remote,
-        )
+        let s = &r.listed.socket;
+        (s.state != TcpState::Listen, s.local, s.remote)
     });
-    let summary = Summary::of(&rows, &ns, args.pid.is_some());
+    let summary = summary(&rows, &ns, args.pid.is_some());
     let mut out = std::io::stdout().lock();
     if args.json {
         for row in &rows {
-            write_line(&mut out, "connection", row.json())?;
+            json::write(&mut out, &Message::Connection(row.json()))?;
         }
-        write_line(&mut out, "summary", &summary)?;
+        json::write(&mut out, &Message::LsSummary(summary))?;
     } else {
         out.write_all(table(&rows, args.pid.is_some()).as_bytes())?;
-        writeln!(out, "{}", summary.text())?;
+        writeln!(out, "{}", summary_text(&summary, &ns))?;
     }
     out.flush()?;
     Ok(Exit::Success)
 }
 
 /// The TCP sockets in `states` of namespace `ns`.
-pub(crate) fn list(ns: &NetNs, states: StateSet) -> anyhow::Result<Vec<TcpSocket>> {
+fn list(ns: &NetNs, states: StateSet) -> anyhow::Result<Vec<TcpSocket>> {
     let sockets = ns
         .run(|| keepalive_diag::tcp_sockets(states))?
         .with_context(|| format!("cannot list the TCP sockets of {ns}"))?;
@@ -157,122 +125,77 @@ pub(crate) fn pidfd_error(doing: &str, e: &PidFdError) -> anyhow::Error {
     }
 }
 
-/// Each socket's options, by inode, read on duplicates of `pid`'s
-/// descriptors; the reason when they cannot be read.
-fn read_options(pid: u32, rows: &[Row]) -> Result<HashMap<u64, KeepaliveState>, String> {
-    let reading = "reading the socket options of";
-    let pidfd = PidFd::open(pid).map_err(|e| format!("{:#}", pidfd_error(reading, &e)))?;
-    let mut options = HashMap::new();
-    for row in rows {
-        let Some(owner) = row.processes.as_ref().and_then(|p| p.first()) else {
-            continue;
-        };
-        let dup = match pidfd.get_fd(owner.fd) {
-            Ok(dup) => dup,
-            // Closed since it was listed.
-            Err(e) if e.kind() == PidFdErrorKind::NoDescriptor => continue,
-            Err(e) => return Err(format!("{:#}", pidfd_error(reading, &e))),
-        };
-        // The number may have been reused for another file meanwhile.
-        if socket_inode(&dup).ok().flatten() != Some(row.socket.inode) {
-            continue;
-        }
-        if let Ok(state) = KeepaliveState::read(&dup) {
-            options.insert(row.socket.inode, state);
-        }
-    }
-    Ok(options)
-}
-
-/// One socket and what is known of it.
+/// One socket, what is known of it, and its options (with `--pid`).
 struct Row {
-    socket: TcpSocket,
-    /// The processes holding it; `None` when that could not be seen.
-    processes: Option<Vec<Owner>>,
-    /// Its options (with `--pid`).
+    listed: Listed,
     options: Option<KeepaliveState>,
 }
 
-/// Whether keepalive is on, and how that is known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Keepalive {
-    /// On or off, read from the timer or from `SO_KEEPALIVE`.
-    Known(bool, Source),
-    /// Hidden behind another timer, or a listener seen without `--pid`.
-    Unknown,
-    /// No socket a program holds: TIME_WAIT, request and orphaned sockets.
-    NotApplicable,
-}
+impl Row {
+    fn seen(&self) -> KeepaliveSeen {
+        keepalive_seen(&self.listed.socket, self.options.as_ref())
+    }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    Timer,
-    SoKeepalive,
-}
+    /// Whether the filters of `args` keep this row.
+    fn wanted(&self, args: &LsArgs) -> bool {
+        let s = &self.listed.socket;
+        let (local, remote) = (s.local.port(), s.remote.port());
+        let port_ok = args.port.is_none_or(|p| p == local || p == remote)
+            && args.sport.is_none_or(|p| p == local)
+            && args.dport.is_none_or(|p| p == remote);
+        let keepalive_ok = !args.without_keepalive
+            || matches!(self.seen(), KeepaliveSeen::Known { on: false, .. });
+        port_ok && keepalive_ok
+    }
 
-impl Source {
-    fn name(self) -> &'static str {
-        match self {
-            Source::Timer => "timer",
-            Source::SoKeepalive => "SO_KEEPALIVE",
+    fn json(&self) -> Connection<'_> {
+        let s = &self.listed.socket;
+        let (keepalive, keepalive_from) = match self.seen() {
+            KeepaliveSeen::Known { on, from } => (Some(on), Some(from.name())),
+            KeepaliveSeen::Unknown | KeepaliveSeen::NotApplicable => (None, None),
+        };
+        Connection {
+            family: s.family.name(),
+            state: s.state.name(),
+            local: s.local,
+            remote: (s.state != TcpState::Listen).then_some(s.remote),
+            inode: s.inode,
+            uid: s.uid,
+            processes: self.listed.processes.as_ref().map(|v| {
+                v.iter()
+                    .map(|o| Process {
+                        pid: o.pid,
+                        command: &o.command,
+                        fd: o.fd,
+                    })
+                    .collect()
+            }),
+            timer: s.timer.map(|t| TimerJson {
+                kind: t.kind.name(),
+                left_ms: u64::try_from(t.left.as_millis()).unwrap_or(u64::MAX),
+                count: t.count,
+            }),
+            keepalive,
+            keepalive_from,
+            options: self.options.as_ref().map(Options::from),
+            recv_queue: s.recv_queue,
+            send_queue: s.send_queue,
         }
     }
-}
-
-/// Keepalive on or off for `socket`, from its `options` when known, else
-/// from its timer.
-fn keepalive(socket: &TcpSocket, options: Option<&KeepaliveState>) -> Keepalive {
-    if let Some(o) = options {
-        return Keepalive::Known(o.enabled, Source::SoKeepalive);
-    }
-    let no_socket = matches!(
-        socket.state,
-        TcpState::TimeWait | TcpState::SynRecv | TcpState::NewSynRecv
-    );
-    if no_socket || socket.inode == 0 {
-        return Keepalive::NotApplicable;
-    }
-    if socket.state == TcpState::Listen {
-        return Keepalive::Unknown;
-    }
-    match socket.timer.map(|t| t.kind) {
-        None => Keepalive::Known(false, Source::Timer),
-        Some(TimerKind::Keepalive) => Keepalive::Known(true, Source::Timer),
-        Some(_) => Keepalive::Unknown,
-    }
-}
-
-/// `1h59m`, `2m5s`, `59s`, `250ms`: the largest two units, rounded down.
-pub(crate) fn short_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (h, m, s) {
-        (0, 0, 0) => format!("{}ms", d.as_millis()),
-        (0, 0, s) => format!("{s}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, 0, _) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
-fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The KEEPALIVE column: the pending timer, or whether there is none.
 fn timer_text(socket: &TcpSocket) -> String {
+    let seen = keepalive_seen(socket, None);
     let Some(Timer { kind, left, count }) = socket.timer else {
-        return match socket.state {
-            TcpState::Listen => "-".to_owned(),
-            _ if keepalive(socket, None) == Keepalive::NotApplicable => "-".to_owned(),
+        return match (socket.state, seen) {
+            (TcpState::Listen, _) | (_, KeepaliveSeen::NotApplicable) => "-".to_owned(),
             _ => "off".to_owned(),
         };
     };
-    let left = short_duration(left);
-    let hidden = match keepalive(socket, None) {
-        Keepalive::Unknown => " (keepalive unknown)",
+    let left = human::duration(left);
+    let hidden = match seen {
+        KeepaliveSeen::Unknown => " (keepalive unknown)",
         _ => "",
     };
     match kind {
@@ -295,7 +218,7 @@ fn timer_text(socket: &TcpSocket) -> String {
     }
 }
 
-/// The OPTIONS column: `on idle=60 intvl=10 cnt=6`.
+/// The OPTIONS column: `on idle=1m intvl=10s cnt=6`.
 fn options_text(o: Option<&KeepaliveState>) -> String {
     let Some(o) = o else {
         return "?".to_owned();
@@ -303,29 +226,33 @@ fn options_text(o: Option<&KeepaliveState>) -> String {
     let mut s = format!(
         "{} idle={} intvl={} cnt={}",
         if o.enabled { "on" } else { "off" },
-        o.idle,
-        o.interval,
+        human::secs(u64::from(o.idle)),
+        human::secs(u64::from(o.interval)),
         o.count
     );
     if o.user_timeout_ms != 0 {
-        s += &format!(" user_timeout={}ms", o.user_timeout_ms);
+        s += &format!(
+            " user_timeout={}",
+            human::millis(u64::from(o.user_timeout_ms))
+        );
     }
     s
 }
 
-fn processes_text(p: Option<&Vec<Owner>>) -> String {
+/// The PROCESS column: the first holder, and how many more processes hold
+/// the socket (a listener shared by pre-forked workers): `17801/python3 (+12)`.
+fn processes_text(p: Option<&Vec<keepalive_diag::Owner>>) -> String {
     match p {
         None => "unknown".to_owned(),
         Some(v) if v.is_empty() => "-".to_owned(),
         Some(v) => {
-            let mut seen: Vec<String> = Vec::new();
-            for o in v {
-                let s = format!("{}/{}", o.pid, o.command);
-                if !seen.contains(&s) {
-                    seen.push(s);
-                }
+            let mut pids: Vec<u32> = v.iter().map(|o| o.pid).collect();
+            pids.dedup();
+            let first = &v[0];
+            match pids.len() {
+                1 => format!("{}/{}", first.pid, first.command),
+                n => format!("{}/{} (+{})", first.pid, first.command, n - 1),
             }
-            seen.join(",")
         }
     }
 }
@@ -349,14 +276,16 @@ fn table(rows: &[Row], with_options: bool) -> String {
     header.push("KEEPALIVE");
     let mut lines: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for r in rows {
+        let s = &r.listed.socket;
         let mut line = vec![
-            r.socket.local.to_string(),
-            remote_text(&r.socket),
-            r.socket.state.to_string(),
-            processes_text(r.processes.as_ref()),
+            s.local.to_string(),
+            remote_text(s),
+            s.state.to_string(),
+            processes_text(r.listed.processes.as_ref()),
         ];
         if with_options {
             let fds: Vec<String> = r
+                .listed
                 .processes
                 .iter()
                 .flatten()
@@ -365,7 +294,7 @@ fn table(rows: &[Row], with_options: bool) -> String {
             line.push(fds.join(","));
             line.push(options_text(r.options.as_ref()));
         }
-        line.push(timer_text(&r.socket));
+        line.push(timer_text(s));
         lines.push(line);
     }
     let columns = lines[0].len();
@@ -392,176 +321,69 @@ fn table(rows: &[Row], with_options: bool) -> String {
     out
 }
 
-/// The counts of the summary line.
-#[derive(Debug, Serialize)]
-struct Summary {
-    namespace: String,
-    /// Sockets not listening.
-    connections: u64,
-    /// Connections with keepalive known to be off.
-    without_keepalive: u64,
-    /// Connections whose keepalive another timer hides.
-    keepalive_unknown: u64,
-    listening: u64,
-    /// Listeners with `SO_KEEPALIVE` off; `null` without `--pid`.
-    listening_without_keepalive: Option<u64>,
-    #[serde(skip)]
-    current_namespace: bool,
+/// The counts of the summary line. TIME-WAIT and request sockets, which
+/// no program holds, are not connections.
+fn summary(rows: &[Row], ns: &NetNs, with_options: bool) -> LsSummary {
+    let mut s = LsSummary {
+        netns: ns.into(),
+        connections: 0,
+        without_keepalive: 0,
+        keepalive_unknown: 0,
+        listening: 0,
+        listening_without_keepalive: with_options.then_some(0),
+    };
+    for r in rows {
+        let seen = r.seen();
+        if r.listed.socket.state == TcpState::Listen {
+            s.listening += 1;
+            if let (Some(n), KeepaliveSeen::Known { on: false, .. }) =
+                (s.listening_without_keepalive.as_mut(), seen)
+            {
+                *n += 1;
+            }
+            continue;
+        }
+        match seen {
+            KeepaliveSeen::NotApplicable => continue,
+            KeepaliveSeen::Known { on: false, .. } => s.without_keepalive += 1,
+            KeepaliveSeen::Unknown => s.keepalive_unknown += 1,
+            KeepaliveSeen::Known { on: true, .. } => {}
+        }
+        s.connections += 1;
+    }
+    s
 }
 
-impl Summary {
-    fn of(rows: &[Row], ns: &NetNs, with_options: bool) -> Summary {
-        let mut s = Summary {
-            namespace: ns.to_string(),
-            connections: 0,
-            without_keepalive: 0,
-            keepalive_unknown: 0,
-            listening: 0,
-            listening_without_keepalive: with_options.then_some(0),
-            current_namespace: ns.is_current(),
-        };
-        for r in rows {
-            let k = keepalive(&r.socket, r.options.as_ref());
-            if r.socket.state == TcpState::Listen {
-                s.listening += 1;
-                if let (Some(n), Keepalive::Known(false, _)) =
-                    (s.listening_without_keepalive.as_mut(), k)
-                {
-                    *n += 1;
-                }
-                continue;
-            }
-            s.connections += 1;
-            match k {
-                Keepalive::Known(false, _) => s.without_keepalive += 1,
-                Keepalive::Unknown => s.keepalive_unknown += 1,
-                _ => {}
-            }
-        }
-        s
-    }
-
-    /// `14 connections, 9 without keepalive`, and more when there is more.
-    fn text(&self) -> String {
-        let mut t = format!(
-            "{}, {} without keepalive",
-            plural(self.connections, "connection", "connections"),
-            self.without_keepalive
+/// `14 connections, 9 without keepalive`, and more when there is more.
+fn summary_text(s: &LsSummary, ns: &NetNs) -> String {
+    let mut t = format!(
+        "{}, {} without keepalive",
+        plural(s.connections, "connection", "connections"),
+        s.without_keepalive
+    );
+    if s.keepalive_unknown > 0 {
+        t += &format!(
+            ", {} unknown (another timer pending; --pid reads SO_KEEPALIVE)",
+            s.keepalive_unknown
         );
-        if self.keepalive_unknown > 0 {
-            t += &format!(
-                ", {} unknown (another timer pending; --pid reads SO_KEEPALIVE)",
-                self.keepalive_unknown
-            );
-        }
-        if self.listening > 0 {
-            t += &format!("; {} listening", self.listening);
-            if let Some(n) = self.listening_without_keepalive {
-                t += &format!(", {n} without keepalive");
-            }
-        }
-        if !self.current_namespace {
-            t += &format!(" (network namespace: {})", self.namespace);
-        }
-        t
     }
-}
-
-#[derive(Serialize)]
-struct ConnectionJson<'a> {
-    family: &'static str,
-    state: &'static str,
-    local: SocketAddr,
-    remote: Option<SocketAddr>,
-    inode: u64,
-    uid: u32,
-    processes: Option<Vec<ProcessJson<'a>>>,
-    timer: Option<TimerJson>,
-    keepalive: Option<bool>,
-    keepalive_from: Option<&'static str>,
-    options: Option<OptionsJson>,
-    recv_queue: u32,
-    send_queue: u32,
-}
-
-#[derive(Serialize)]
-struct ProcessJson<'a> {
-    pid: u32,
-    command: &'a str,
-    fd: i32,
-}
-
-#[derive(Serialize)]
-struct TimerJson {
-    kind: &'static str,
-    left_ms: u128,
-    /// Probes sent (keepalive, zero-window probe) or retransmissions.
-    count: u8,
-}
-
-/// A socket's options, as `keepalive check --json` names them.
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OptionsJson {
-    pub so_keepalive: bool,
-    pub tcp_keepidle: u32,
-    pub tcp_keepintvl: u32,
-    pub tcp_keepcnt: u32,
-    /// Milliseconds; 0 when unset.
-    pub tcp_user_timeout: u32,
-}
-
-impl From<&KeepaliveState> for OptionsJson {
-    fn from(o: &KeepaliveState) -> OptionsJson {
-        OptionsJson {
-            so_keepalive: o.enabled,
-            tcp_keepidle: o.idle,
-            tcp_keepintvl: o.interval,
-            tcp_keepcnt: o.count,
-            tcp_user_timeout: o.user_timeout_ms,
+    if s.listening > 0 {
+        t += &format!("; {} listening", s.listening);
+        if let Some(n) = s.listening_without_keepalive {
+            t += &format!(", {n} without keepalive");
         }
     }
-}
-
-impl Row {
-    fn json(&self) -> ConnectionJson<'_> {
-        let s = &self.socket;
-        let (keepalive, keepalive_from) = match keepalive(s, self.options.as_ref()) {
-            Keepalive::Known(on, source) => (Some(on), Some(source.name())),
-            Keepalive::Unknown | Keepalive::NotApplicable => (None, None),
-        };
-        ConnectionJson {
-            family: s.family.name(),
-            state: s.state.name(),
-            local: s.local,
-            remote: (s.state != TcpState::Listen).then_some(s.remote),
-            inode: s.inode,
-            uid: s.uid,
-            processes: self.processes.as_ref().map(|v| {
-                v.iter()
-                    .map(|o| ProcessJson {
-                        pid: o.pid,
-                        command: &o.command,
-                        fd: o.fd,
-                    })
-                    .collect()
-            }),
-            timer: s.timer.map(|t| TimerJson {
-                kind: t.kind.name(),
-                left_ms: t.left.as_millis(),
-                count: t.count,
-            }),
-            keepalive,
-            keepalive_from,
-            options: self.options.as_ref().map(OptionsJson::from),
-            recv_queue: s.recv_queue,
-            send_queue: s.send_queue,
-        }
+    if !s.netns.current {
+        t += &format!(" (network namespace: {ns})");
     }
+    t
 }
 
 #[cfg(test)]
 mod tests {
-    use keepalive_diag::Family;
+    use std::time::Duration;
+
+    use keepalive_diag::{Family, Owner};
 
     use super::*;
 
@@ -585,14 +407,20 @@ mod tests {
         }
     }
 
+    fn owner(pid: u32, fd: i32) -> Owner {
+        Owner {
+            pid,
+            command: "python3".into(),
+            fd,
+        }
+    }
+
     fn row(s: TcpSocket, options: Option<KeepaliveState>) -> Row {
         Row {
-            socket: s,
-            processes: Some(vec![Owner {
-                pid: 42,
-                command: "python3".into(),
-                fd: 3,
-            }]),
+            listed: Listed {
+                socket: s,
+                processes: Some(vec![owner(42, 3)]),
+            },
             options,
         }
     }
@@ -606,51 +434,12 @@ mod tests {
     };
 
     #[test]
-    fn durations() {
-        let d = |s| short_duration(Duration::from_secs(s));
-        assert_eq!(d(7199), "1h59m");
-        assert_eq!(d(7200), "2h");
-        assert_eq!(d(125), "2m5s");
-        assert_eq!(d(120), "2m");
-        assert_eq!(d(59), "59s");
-        assert_eq!(short_duration(Duration::from_millis(250)), "250ms");
-    }
-
-    #[test]
-    fn keepalive_from_the_timer() {
-        let est = TcpState::Established;
-        let on = socket(est, Some((TimerKind::Keepalive, 1000, 0)));
-        assert_eq!(keepalive(&on, None), Keepalive::Known(true, Source::Timer));
-        assert_eq!(
-            keepalive(&socket(est, None), None),
-            Keepalive::Known(false, Source::Timer)
-        );
-        let retransmitting = socket(est, Some((TimerKind::Retransmit, 200, 1)));
-        assert_eq!(keepalive(&retransmitting, None), Keepalive::Unknown);
-        assert_eq!(
-            keepalive(&socket(TcpState::Listen, None), None),
-            Keepalive::Unknown
-        );
-        let tw = socket(TcpState::TimeWait, Some((TimerKind::TimeWait, 1000, 0)));
-        assert_eq!(keepalive(&tw, None), Keepalive::NotApplicable);
-    }
-
-    #[test]
-    fn so_keepalive_wins_over_the_timer() {
-        let retransmitting = socket(TcpState::Established, Some((TimerKind::Retransmit, 200, 1)));
-        assert_eq!(
-            keepalive(&retransmitting, Some(&OFF)),
-            Keepalive::Known(false, Source::SoKeepalive)
-        );
-    }
-
-    #[test]
     fn timer_column() {
         let s = socket(
             TcpState::Established,
             Some((TimerKind::Keepalive, 7_199_500, 0)),
         );
-        assert_eq!(timer_text(&s), "keepalive 1h59m left, 0 probes");
+        assert_eq!(timer_text(&s), "keepalive 1h59m59s left, 0 probes");
         let s = socket(
             TcpState::Established,
             Some((TimerKind::Keepalive, 5_000, 1)),
@@ -666,8 +455,8 @@ mod tests {
     }
 
     #[test]
-    fn options_column() {
-        assert_eq!(options_text(Some(&OFF)), "off idle=7200 intvl=75 cnt=9");
+    fn options_column_has_units() {
+        assert_eq!(options_text(Some(&OFF)), "off idle=2h intvl=1m15s cnt=9");
         let on = KeepaliveState {
             enabled: true,
             idle: 60,
@@ -677,9 +466,23 @@ mod tests {
         };
         assert_eq!(
             options_text(Some(&on)),
-            "on idle=60 intvl=10 cnt=6 user_timeout=120000ms"
+            "on idle=1m intvl=10s cnt=6 user_timeout=2m"
         );
         assert_eq!(options_text(None), "?");
+    }
+
+    #[test]
+    fn a_shared_socket_shows_its_first_holder_and_how_many_more() {
+        let mut owners: Vec<Owner> = (0..13).map(|i| owner(17801 + i, 3)).collect();
+        owners.push(owner(17801, 7));
+        owners.sort_by_key(|o| (o.pid, o.fd));
+        assert_eq!(processes_text(Some(&owners)), "17801/python3 (+12)");
+        assert_eq!(
+            processes_text(Some(&vec![owner(42, 3), owner(42, 5)])),
+            "42/python3"
+        );
+        assert_eq!(processes_text(None), "unknown");
+        assert_eq!(processes_text(Some(&Vec::new())), "-");
     }
 
     #[test]
@@ -705,11 +508,24 @@ LOCAL           REMOTE           STATE        PROCESS     KEEPALIVE
 "
         );
         let ns = NetNs::current().unwrap();
-        let summary = Summary::of(&rows, &ns, false);
+        let s = summary(&rows, &ns, false);
         assert_eq!(
-            summary.text(),
+            summary_text(&s, &ns),
             "2 connections, 1 without keepalive; 1 listening"
         );
+    }
+
+    #[test]
+    fn time_wait_is_not_a_connection() {
+        let mut tw = row(
+            socket(TcpState::TimeWait, Some((TimerKind::TimeWait, 1000, 0))),
+            None,
+        );
+        tw.listed.processes = Some(Vec::new());
+        let rows = vec![tw, row(socket(TcpState::Established, None), None)];
+        let ns = NetNs::current().unwrap();
+        let s = summary(&rows, &ns, false);
+        assert_eq!((s.connections, s.without_keepalive), (1, 1));
     }
 
     #[test]
@@ -723,39 +539,38 @@ LOCAL           REMOTE           STATE        PROCESS     KEEPALIVE
         ];
         let ns = NetNs::current().unwrap();
         assert_eq!(
-            Summary::of(&rows, &ns, true).text(),
+            summary_text(&summary(&rows, &ns, true), &ns),
             "1 connection, 0 without keepalive, 1 unknown (another timer pending; \
              --pid reads SO_KEEPALIVE); 1 listening, 1 without keepalive"
         );
     }
 
-    #[test]
-    fn json_of_a_connection() {
-        let r = row(
-            socket(
-                TcpState::Established,
-                Some((TimerKind::Keepalive, 59_000, 0)),
-            ),
-            None,
-        );
-        let v = serde_json::to_value(r.json()).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "family": "inet", "state": "established",
-                "local": "127.0.0.1:5000", "remote": "127.0.0.1:41234",
-                "inode": 1234, "uid": 0,
-                "processes": [{"pid": 42, "command": "python3", "fd": 3}],
-                "timer": {"kind": "keepalive", "left_ms": 59000, "count": 0},
-                "keepalive": true, "keepalive_from": "timer", "options": null,
-                "recv_queue": 0, "send_queue": 0
-            })
-        );
+    fn args(extra: &[&str]) -> LsArgs {
+        use clap::Parser;
+        let mut argv = vec!["keepalive", "ls"];
+        argv.extend(extra);
+        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Ls(a) => a,
+            _ => unreachable!(),
+        }
     }
 
     #[test]
-    fn unknown_and_absent_owners() {
-        assert_eq!(processes_text(None), "unknown");
-        assert_eq!(processes_text(Some(&Vec::new())), "-");
+    fn filters_like_ss() {
+        let off = row(socket(TcpState::Established, None), None);
+        let on = row(
+            socket(TcpState::Established, Some((TimerKind::Keepalive, 1000, 0))),
+            None,
+        );
+        assert!(off.wanted(&args(&["--port", "5000"])));
+        assert!(off.wanted(&args(&["--port", "41234"])));
+        assert!(!off.wanted(&args(&["--port", "80"])));
+        assert!(off.wanted(&args(&["--sport", "5000"])));
+        assert!(!off.wanted(&args(&["--sport", "41234"])));
+        assert!(off.wanted(&args(&["--dport", "41234"])));
+        assert!(!off.wanted(&args(&["--dport", "5000"])));
+        assert!(off.wanted(&args(&["--without-keepalive"])));
+        assert!(!on.wanted(&args(&["--without-keepalive"])));
+        assert!(on.wanted(&args(&[])));
     }
 }

@@ -255,7 +255,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("A dead idle peer is detected after 7200 s + 9 x 75 s = 2h 11m 15s.\n"),
+            text.contains("A dead idle peer is detected after 7200 s + 9 x 75 s = 2h11m15s.\n"),
             "{text}"
         );
     }
