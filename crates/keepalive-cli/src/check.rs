@@ -124,7 +124,8 @@ mod tests {
     #[test]
     fn render_user_timeout_when_set() {
         assert!(
-            render(&state(true, 855_000)).ends_with("TCP_KEEPINTVL = 60\nTCP_USER_TIMEOUT = 14m15s\n")
+            render(&state(true, 855_000))
+                .ends_with("TCP_KEEPINTVL = 60\nTCP_USER_TIMEOUT = 14m15s\n")
         );
     }
 }

@@ -84,7 +84,9 @@ fn policy_json(p: &Policy) -> PolicyJson {
 /// `idle 1m, interval kernel default, count 6, user timeout auto (…)`.
 fn describe(p: &Policy) -> String {
     let secs = |v: Option<keepalive::Seconds>| {
-        v.map_or(KERNEL_DEFAULT.to_owned(), |s| human::secs(u64::from(s.get())))
+        v.map_or(KERNEL_DEFAULT.to_owned(), |s| {
+            human::secs(u64::from(s.get()))
+        })
     };
     let user_timeout = match p.user_timeout {
         None => KERNEL_DEFAULT.to_owned(),

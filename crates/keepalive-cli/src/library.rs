@@ -72,7 +72,9 @@ pub fn loadable(path: &Path) -> Result<(), String> {
     } else {
         None
     };
-    if ours.is_some_and(|a| a != file.architecture()) || file.is_64() != cfg!(target_pointer_width = "64") {
+    if ours.is_some_and(|a| a != file.architecture())
+        || file.is_64() != cfg!(target_pointer_width = "64")
+    {
         return Err(format!("built for {:?}", file.architecture()));
     }
     Ok(())
@@ -105,15 +107,21 @@ mod tests {
         std::fs::write(&text, "not a library\n").unwrap();
         assert_eq!(loadable(&text), Err("not an ELF file".to_owned()));
         // A real shared object of this machine is accepted.
-        let libc_so = ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6"]
-            .iter()
-            .map(Path::new)
-            .find(|p| p.exists());
+        let libc_so = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists());
         if let Some(lib) = libc_so {
             assert_eq!(loadable(lib), Ok(()));
         }
         let missing = loadable(&dir.path().join("missing.so"));
-        assert!(missing.as_ref().is_err_and(|e| e.contains("No such file")), "{missing:?}");
+        assert!(
+            missing.as_ref().is_err_and(|e| e.contains("No such file")),
+            "{missing:?}"
+        );
     }
 
     #[test]

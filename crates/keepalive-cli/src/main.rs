@@ -7,6 +7,7 @@ mod child;
 mod cli;
 mod enforce;
 mod exit;
+mod human;
 mod install;
 mod json;
 mod library;
@@ -15,19 +16,18 @@ mod reach;
 mod run;
 mod sysctl;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version land here too, with exit code 0.
+            // --help and --version land here too, with exit code 0; usage
+            // errors exit 2. A closed stdout under `--help | head` is no error.
             let _ = e.print();
             return ExitCode::from(e.exit_code() as u8);
         }
@@ -42,17 +42,5 @@ fn main() -> ExitCode {
         Command::Attach(args) => attach::attach(&args),
         Command::Enforce(args) => enforce::enforce(&args),
     };
-    match result {
-        Ok(exit) => exit.into(),
-        Err(err) => {
-            // A closed pipe (`keepalive check | head -1`) is not an error.
-            if let Some(io) = err.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::BrokenPipe
-            {
-                return Exit::Success.into();
-            }
-            let _ = writeln!(std::io::stderr(), "keepalive: {err:#}");
-            Exit::Failure.into()
-        }
-    }
+    exit::finish(result).into()
 }

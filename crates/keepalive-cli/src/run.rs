@@ -9,12 +9,12 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::Context;
-use keepalive::UserTimeout;
+use keepalive::{Settings, UserTimeout};
 use keepalive_bpf::{Finished, RunScope};
 
-use crate::cli::{RunArgs, SettingsArgs};
+use crate::cli::RunArgs;
 use crate::exit::Exit;
-use crate::{enforce, library, reach};
+use crate::{library, reach};
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if args.enforce {
@@ -39,6 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     {
         eprintln!("keepalive: {}", why.warning(&culprit));
     }
+    let settings = args.settings.settings();
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env(
@@ -46,9 +47,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             preload_list(&lib, std::env::var_os("LD_PRELOAD").as_deref()),
         )
         .env("KEEPALIVE", if args.off { "off" } else { "on" })
-        .envs(variables(&args.settings));
+        .envs(variables(&settings));
     if !args.off {
-        drop_invalid_inherited(&mut cmd, &args.settings);
+        drop_invalid_inherited(&mut cmd, &settings);
     }
     if args.debug {
         cmd.env("KEEPALIVE_DEBUG", "1");
@@ -56,14 +57,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     // exec only returns on failure; on success the command's exit status,
     // signals included, is ours.
     let err = cmd.exec();
-    let name = Path::new(program).display();
-    let (exit, hint) = match err.kind() {
-        std::io::ErrorKind::NotFound => (Exit::NotFound, "command not found"),
-        std::io::ErrorKind::PermissionDenied => (Exit::CannotExecute, "permission denied"),
-        _ => (Exit::CannotExecute, "cannot execute"),
-    };
-    eprintln!("keepalive: {name}: {hint} ({err})");
+    let (exit, why) = exec_error(Path::new(program), &err);
+    eprintln!("keepalive: {}: {why}", Path::new(program).display());
     Ok(exit)
+}
+
+/// The exit status and the one reason for a command that could not be
+/// executed: `command not found`, `is a directory`, `permission denied`,
+/// or the system's words without the error number.
+pub(crate) fn exec_error(program: &Path, err: &std::io::Error) -> (Exit, String) {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => (Exit::NotFound, "command not found".to_owned()),
+        _ if program.is_dir() => (Exit::CannotExecute, "is a directory".to_owned()),
+        std::io::ErrorKind::PermissionDenied => {
+            (Exit::CannotExecute, "permission denied".to_owned())
+        }
+        _ => (Exit::CannotExecute, reason(err)),
+    }
+}
+
+/// `Exec format error`, not `Exec format error (os error 8)`.
+pub(crate) fn reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
 }
 
 /// `run --enforce`: the command runs in a new cgroup with keepalive
@@ -78,7 +97,7 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
         eprintln!("keepalive: {name}: command not found");
         return Ok(Exit::NotFound);
     }
-    let policy = enforce::policy(&args.settings, args.force);
+    let policy = args.settings.policy(args.force);
     let scope = RunScope::create(&policy).context("run --enforce")?;
     let mut cmd = Command::new(program);
     cmd.args(rest);
@@ -147,7 +166,7 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
 /// option replaces): reported here, once, and removed from the command's
 /// environment, instead of one warning from every process the command
 /// starts. `KEEPALIVE` is not inherited: `run` sets it.
-fn drop_invalid_inherited(cmd: &mut Command, settings: &SettingsArgs) {
+fn drop_invalid_inherited(cmd: &mut Command, settings: &Settings) {
     let given = variables(settings);
     let inherited = std::env::vars_os().filter(|(name, _)| name != "KEEPALIVE");
     for bad in keepalive::from_vars(inherited).invalid {
@@ -173,8 +192,8 @@ pub fn preload_list(lib: &Path, existing: Option<&OsStr>) -> OsString {
     OsString::from_vec(out)
 }
 
-/// The preload's variables for the settings given on the command line.
-pub fn variables(s: &SettingsArgs) -> Vec<(&'static str, String)> {
+/// The preload's variables for `s` (`KEEPALIVE` aside).
+pub fn variables(s: &Settings) -> Vec<(&'static str, String)> {
     let mut vars = Vec::new();
     if let Some(v) = s.idle {
         vars.push(("KEEPIDLE", v.get().to_string()));
@@ -196,7 +215,7 @@ pub fn variables(s: &SettingsArgs) -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{parse_idle, parse_probes, parse_user_timeout_arg};
+    use crate::cli::{SettingsArgs, parse_idle, parse_probes, parse_user_timeout_arg};
 
     #[test]
     fn preload_goes_first_once() {
@@ -209,6 +228,25 @@ mod tests {
     }
 
     #[test]
+    fn exec_errors_say_it_once() {
+        let not_found = std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            exec_error(Path::new("nosuchcmd"), &not_found),
+            (Exit::NotFound, "command not found".to_owned())
+        );
+        let denied = std::io::Error::from_raw_os_error(13);
+        assert_eq!(
+            exec_error(Path::new("/tmp"), &denied),
+            (Exit::CannotExecute, "is a directory".to_owned())
+        );
+        let format = std::io::Error::from_raw_os_error(8);
+        let (exit, why) = exec_error(Path::new("/etc/passwd"), &format);
+        assert_eq!(exit, Exit::CannotExecute);
+        assert!(!why.contains("os error"), "{why}");
+        assert!(!why.is_empty());
+    }
+
+    #[test]
     fn variables_from_flags() {
         let s = SettingsArgs {
             idle: parse_idle("2m").ok(),
@@ -217,7 +255,7 @@ mod tests {
             user_timeout: parse_user_timeout_arg("1500ms").ok(),
         };
         assert_eq!(
-            variables(&s),
+            variables(&s.settings()),
             [
                 ("KEEPIDLE", "120".to_owned()),
                 ("KEEPINTVL", "10".to_owned()),
