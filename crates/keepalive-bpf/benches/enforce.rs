@@ -134,9 +134,9 @@ fn main() {
     let plain = BenchCgroup::new(&parent, "plain");
     let enforced = BenchCgroup::new(&parent, "enforced");
     let policy = Policy {
-        idle: Seconds::new(60),
-        interval: Seconds::new(10),
-        count: ProbeCount::new(6),
+        idle: Some(Seconds::new(60).unwrap()),
+        interval: Some(Seconds::new(10).unwrap()),
+        count: Some(ProbeCount::new(6).unwrap()),
         user_timeout: Some(UserTimeout::Auto),
         force: false,
     };
@@ -145,7 +145,7 @@ fn main() {
         idle: policy.idle,
         interval: policy.interval,
         count: policy.count,
-        user_timeout: Millis::new(120_000).map(UserTimeout::Millis),
+        user_timeout: Some(UserTimeout::Millis(Millis::new(120_000).unwrap())),
         ..Settings::new()
     };
     if let Err(e) = keepalive_bpf::enforce(enforced.cgroup().path(), &policy) {

@@ -545,7 +545,7 @@ mod tests {
             },
             || {
                 let policy = Policy {
-                    idle: keepalive::Seconds::new(11),
+                    idle: Some(keepalive::Seconds::new(11).unwrap()),
                     ..Policy::default()
                 };
                 SettingsMap::create(&policy).unwrap();

@@ -138,11 +138,11 @@ impl Policy {
         }
         let seconds = |name, v: u32| match v {
             0 => Ok(None),
-            v => Seconds::new(v.into()).map(Some).ok_or(invalid(name, v)),
+            v => Seconds::new(v.into()).map(Some).map_err(|_| invalid(name, v)),
         };
         let count = match cnt {
             0 => None,
-            v => Some(ProbeCount::new(v.into()).ok_or(invalid("count", v))?),
+            v => Some(ProbeCount::new(v.into()).map_err(|_| invalid("count", v))?),
         };
         let mut policy = Policy {
             idle: seconds("idle", idle)?,
@@ -154,7 +154,7 @@ impl Policy {
         policy.user_timeout = match (flags & FLAG_USER_TIMEOUT_AUTO != 0, user_timeout) {
             (false, 0) => None,
             (false, v) => Some(UserTimeout::Millis(
-                Millis::new(v.into()).ok_or(invalid("user timeout", v))?,
+                Millis::new(v.into()).map_err(|_| invalid("user timeout", v))?,
             )),
             // Computed in the kernel, or here: then it must be what we write.
             (true, v) if v == policy.auto_millis().map_or(0, Millis::get) => {
@@ -296,9 +296,9 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            idle: Seconds::new(11),
-            interval: Seconds::new(7),
-            count: ProbeCount::new(3),
+            idle: Some(Seconds::new(11).unwrap()),
+            interval: Some(Seconds::new(7).unwrap()),
+            count: Some(ProbeCount::new(3).unwrap()),
             user_timeout: Some(UserTimeout::Millis(Millis::new(15_000).unwrap())),
             force: false,
         }
@@ -325,7 +325,7 @@ mod tests {
     fn auto_with_a_kernel_default_is_left_to_the_kernel() {
         let p = Policy {
             force: true,
-            idle: Seconds::new(11),
+            idle: Some(Seconds::new(11).unwrap()),
             user_timeout: Some(UserTimeout::Auto),
             ..Policy::default()
         };

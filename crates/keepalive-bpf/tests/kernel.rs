@@ -68,9 +68,9 @@ fn attach_update_status_remove() {
     assert_eq!(keepalive_bpf::attached_programs(cg.path()).unwrap(), []);
 
     let first = Policy {
-        idle: Seconds::new(11),
-        interval: Seconds::new(7),
-        count: ProbeCount::new(3),
+        idle: Some(Seconds::new(11).unwrap()),
+        interval: Some(Seconds::new(7).unwrap()),
+        count: Some(ProbeCount::new(3).unwrap()),
         user_timeout: Some(UserTimeout::Auto),
         force: false,
     };
@@ -84,7 +84,7 @@ fn attach_update_status_remove() {
     assert!(attached.pin_dir.join("settings").exists());
 
     let second = Policy {
-        idle: Seconds::new(22),
+        idle: Some(Seconds::new(22).unwrap()),
         force: true,
         ..first
     };

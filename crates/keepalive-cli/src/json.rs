@@ -439,7 +439,7 @@ mod tests {
     #[test]
     fn settings_leave_unset_values_null() {
         let s = Settings {
-            idle: Seconds::new(60),
+            idle: Some(Seconds::new(60).unwrap()),
             user_timeout: Some(UserTimeout::Auto),
             ..Settings::new()
         };
@@ -450,7 +450,7 @@ mod tests {
                 "user_timeout_ms": null, "user_timeout_auto": true})
         );
         let fixed = Settings {
-            user_timeout: Millis::new(1500).map(UserTimeout::Millis),
+            user_timeout: Some(UserTimeout::Millis(Millis::new(1500).unwrap())),
             ..Settings::new()
         };
         assert_eq!(SettingsJson::from(&fixed).user_timeout_ms, Some(1500));

@@ -555,9 +555,9 @@ fn make_sockets(hosts: &[&str]) -> Sockets {
             let (a, _) = l.accept().expect("accept");
             if with_keepalive {
                 let s = Settings {
-                    idle: Seconds::new(300),
-                    interval: Seconds::new(30),
-                    count: ProbeCount::new(3),
+                    idle: Some(Seconds::new(300).unwrap()),
+                    interval: Some(Seconds::new(30).unwrap()),
+                    count: Some(ProbeCount::new(3).unwrap()),
                     ..Settings::new()
                 };
                 keepalive::apply(&c, &s).expect("apply");

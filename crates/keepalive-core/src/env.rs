@@ -214,7 +214,7 @@ pub fn parse_seconds(value: &[u8]) -> Result<Seconds, ErrorKind> {
     if ms % 1000 != 0 {
         return Err(ErrorKind::NotWholeSeconds);
     }
-    nonzero(ms / 1000).and_then(|s| Seconds::new(s).ok_or(ErrorKind::TooLarge))
+    nonzero(ms / 1000).and_then(|s| Seconds::new(s).map_err(|_| ErrorKind::TooLarge))
 }
 
 /// Parses a probe count in `1..=127`.
@@ -236,7 +236,7 @@ pub fn parse_count(value: &[u8]) -> Result<ProbeCount, ErrorKind> {
         return Err(ErrorKind::NotANumber);
     }
     let n = crate::sysctl::parse_value(value).ok_or(ErrorKind::TooLarge)?;
-    nonzero(n).and_then(|n| ProbeCount::new(n).ok_or(ErrorKind::TooLarge))
+    nonzero(n).and_then(|n| ProbeCount::new(n).map_err(|_| ErrorKind::TooLarge))
 }
 
 /// Parses a user timeout: `auto` (any case), or a duration where a bare
@@ -256,7 +256,7 @@ pub fn parse_user_timeout(value: &[u8], bare: BareUnit) -> Result<UserTimeout, E
     nonzero(ms).and_then(|ms| {
         Millis::new(ms)
             .map(UserTimeout::Millis)
-            .ok_or(ErrorKind::TooLarge)
+            .map_err(|_| ErrorKind::TooLarge)
     })
 }
 

@@ -22,6 +22,6 @@ mod sockopt;
 pub mod sys;
 mod sysctl;
 
-pub use settings::{Millis, ProbeCount, Seconds, Settings, UserTimeout};
+pub use settings::{Millis, ProbeCount, RangeError, Seconds, Settings, UserTimeout};
 pub use sockopt::{Applied, IPPROTO_MPTCP, Plan, SockOpt, can_listen, is_tcp, is_tcp_protocol};
 pub use sysctl::{KernelDefaults, PROC_FILES, parse_value as parse_sysctl_value};

@@ -110,7 +110,7 @@ impl Plan {
     ///
     /// ```
     /// use keepalive_core::{KernelDefaults, Plan, Seconds, Settings};
-    /// let s = Settings { idle: Seconds::new(180), ..Settings::new() };
+    /// let s = Settings { idle: Some(Seconds::new(180).unwrap()), ..Settings::new() };
     /// let plan = Plan::new(&s, || KernelDefaults::BUILTIN);
     /// let names: Vec<_> = plan.opts().iter().map(|o| o.c_name()).collect();
     /// assert_eq!(names, ["SO_KEEPALIVE", "TCP_KEEPIDLE"]);
@@ -222,10 +222,10 @@ mod tests {
     #[test]
     fn plan_order_is_the_original_one() {
         let s = Settings {
-            idle: Seconds::new(180),
-            interval: Seconds::new(60),
-            count: ProbeCount::new(20),
-            user_timeout: Millis::new(5000).map(UserTimeout::Millis),
+            idle: Some(Seconds::new(180).unwrap()),
+            interval: Some(Seconds::new(60).unwrap()),
+            count: Some(ProbeCount::new(20).unwrap()),
+            user_timeout: Some(UserTimeout::Millis(Millis::new(5000).unwrap())),
             enabled: true,
         };
         let plan = Plan::new(&s, || unreachable!("no auto, no defaults"));
@@ -267,7 +267,7 @@ mod tests {
         let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = sock.as_raw_fd();
         let s = Settings {
-            idle: Seconds::new(33),
+            idle: Some(Seconds::new(33).unwrap()),
             ..Settings::new()
         };
         let applied = Plan::new(&s, || KernelDefaults::BUILTIN).apply(fd);

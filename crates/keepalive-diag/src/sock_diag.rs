@@ -169,7 +169,7 @@ mod tests {
         let l = TcpListener::bind("[::1]:0").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let _a = l.accept().unwrap();
-        let idle = keepalive::Seconds::new(100);
+        let idle = Some(keepalive::Seconds::new(100).unwrap());
         keepalive::apply(
             &c,
             &keepalive::Settings {

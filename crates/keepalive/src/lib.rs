@@ -16,15 +16,14 @@
 //!   namespaces): for administration tools, not for programs.
 //!
 //! ```
-//! use keepalive::{apply, KeepaliveState, ProbeCount, Seconds, Settings};
+//! use std::time::Duration;
+//! use keepalive::{apply, KeepaliveState, Settings};
 //! let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 //! let stream = std::net::TcpStream::connect(listener.local_addr()?)?;
-//! let settings = Settings {
-//!     idle: Seconds::new(180),
-//!     interval: Seconds::new(60),
-//!     count: ProbeCount::new(20),
-//!     ..Settings::new()
-//! };
+//! let settings = Settings::new()
+//!     .with_idle(Duration::from_secs(180))?
+//!     .with_interval(Duration::from_secs(60))?
+//!     .with_count(20)?;
 //! apply(&stream, &settings)?;
 //! let state = KeepaliveState::read(&stream)?;
 //! assert!(state.enabled);
@@ -47,7 +46,8 @@ mod sysctl;
 pub use env::{EnvSettings, InvalidVar, from_env, from_vars};
 pub use keepalive_core::env::{BareUnit, ErrorKind, Var};
 pub use keepalive_core::{
-    KernelDefaults, Millis, Plan, ProbeCount, Seconds, Settings, SockOpt, UserTimeout, is_tcp,
+    KernelDefaults, Millis, Plan, ProbeCount, RangeError, Seconds, Settings, SockOpt, UserTimeout,
+    is_tcp,
 };
 /// Parsers for single values, as the environment and the command line take them.
 pub mod parse {

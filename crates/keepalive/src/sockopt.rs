@@ -220,10 +220,10 @@ mod tests {
         let before = KeepaliveState::read(&s).unwrap();
         assert!(!before.enabled);
         let settings = Settings {
-            idle: Seconds::new(181),
-            interval: Seconds::new(61),
-            count: ProbeCount::new(21),
-            user_timeout: Millis::new(4321).map(UserTimeout::Millis),
+            idle: Some(Seconds::new(181).unwrap()),
+            interval: Some(Seconds::new(61).unwrap()),
+            count: Some(ProbeCount::new(21).unwrap()),
+            user_timeout: Some(UserTimeout::Millis(Millis::new(4321).unwrap())),
             ..Settings::new()
         };
         apply(&s, &settings).unwrap();
@@ -273,9 +273,9 @@ mod tests {
     fn auto_user_timeout() {
         let (_l, s) = pair();
         let settings = Settings {
-            idle: Seconds::new(10),
-            interval: Seconds::new(5),
-            count: ProbeCount::new(4),
+            idle: Some(Seconds::new(10).unwrap()),
+            interval: Some(Seconds::new(5).unwrap()),
+            count: Some(ProbeCount::new(4).unwrap()),
             user_timeout: Some(UserTimeout::Auto),
             ..Settings::new()
         };
@@ -287,9 +287,9 @@ mod tests {
     fn auto_follows_the_sockets_own_values() {
         let (_l, s) = pair();
         let own = Settings {
-            idle: Seconds::new(20),
-            interval: Seconds::new(3),
-            count: ProbeCount::new(2),
+            idle: Some(Seconds::new(20).unwrap()),
+            interval: Some(Seconds::new(3).unwrap()),
+            count: Some(ProbeCount::new(2).unwrap()),
             ..Settings::new()
         };
         apply(&s, &own).unwrap();

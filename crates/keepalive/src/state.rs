@@ -128,9 +128,9 @@ impl KeepaliveState {
     /// ```
     /// use keepalive::{KeepaliveState, Millis, Seconds, Settings, UserTimeout};
     /// let socket = KeepaliveState { enabled: false, idle: 600, interval: 30, count: 4, user_timeout_ms: 0 };
-    /// let settings = Settings { idle: Seconds::new(60), user_timeout: Some(UserTimeout::Auto), ..Settings::new() };
+    /// let settings = Settings { idle: Some(Seconds::new(60).unwrap()), user_timeout: Some(UserTimeout::Auto), ..Settings::new() };
     /// // 60 s given, then the socket's own 30 s x 4.
-    /// assert_eq!(socket.resolve(&settings).user_timeout, Millis::new(180_000).map(UserTimeout::Millis));
+    /// assert_eq!(socket.resolve(&settings).user_timeout, Some(UserTimeout::Millis(Millis::new(180_000).unwrap())));
     /// ```
     pub fn resolve(&self, settings: &Settings) -> Settings {
         let own = KernelDefaults {
@@ -157,7 +157,7 @@ impl KeepaliveState {
     /// ```
     /// use keepalive::{KeepaliveState, ProbeCount, Settings, UserTimeout};
     /// let before = KeepaliveState { enabled: false, idle: 7200, interval: 75, count: 9, user_timeout_ms: 0 };
-    /// let settings = Settings { count: ProbeCount::new(3), user_timeout: Some(UserTimeout::Auto), ..Settings::new() };
+    /// let settings = Settings { count: Some(ProbeCount::new(3).unwrap()), user_timeout: Some(UserTimeout::Auto), ..Settings::new() };
     /// let after = before.after(&settings);
     /// assert_eq!(after, KeepaliveState { enabled: true, count: 3, user_timeout_ms: 7_425_000, ..before });
     /// ```
@@ -240,7 +240,7 @@ mod tests {
     }
 
     fn ms(v: u64) -> Option<UserTimeout> {
-        Millis::new(v).map(UserTimeout::Millis)
+        Some(UserTimeout::Millis(Millis::new(v).unwrap()))
     }
 
     #[test]
@@ -252,8 +252,8 @@ mod tests {
     #[test]
     fn auto_prefers_the_given_values() {
         let s = Settings {
-            interval: Seconds::new(20),
-            count: ProbeCount::new(5),
+            interval: Some(Seconds::new(20).unwrap()),
+            count: Some(ProbeCount::new(5).unwrap()),
             ..auto()
         };
         // The socket's own idle (30), the given 20 x 5.
@@ -263,7 +263,7 @@ mod tests {
     #[test]
     fn resolve_keeps_everything_else() {
         let s = Settings {
-            idle: Seconds::new(60),
+            idle: Some(Seconds::new(60).unwrap()),
             user_timeout: ms(1500),
             ..Settings::new()
         };
@@ -286,8 +286,8 @@ mod tests {
     #[test]
     fn after_replaces_given_values_and_keeps_the_others() {
         let s = Settings {
-            idle: Seconds::new(60),
-            count: ProbeCount::new(4),
+            idle: Some(Seconds::new(60).unwrap()),
+            count: Some(ProbeCount::new(4).unwrap()),
             ..Settings::new()
         };
         assert_eq!(
@@ -345,7 +345,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let settings = Settings {
-            idle: Seconds::new(42),
+            idle: Some(Seconds::new(42).unwrap()),
             ..auto()
         };
         let before = KeepaliveState::read(&s).unwrap();

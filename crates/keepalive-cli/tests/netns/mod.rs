@@ -87,9 +87,9 @@ const NAT_KEEPIDLE: u64 = 2;
 /// `TCP_USER_TIMEOUT=auto`.
 fn settings(idle: u64, interval_count: Option<(u64, u64)>, user_timeout: bool) -> Settings {
     Settings {
-        idle: Seconds::new(idle),
-        interval: interval_count.and_then(|(i, _)| Seconds::new(i)),
-        count: interval_count.and_then(|(_, c)| ProbeCount::new(c)),
+        idle: Some(Seconds::new(idle).unwrap()),
+        interval: interval_count.map(|(i, _)| Seconds::new(i).unwrap()),
+        count: interval_count.map(|(_, c)| ProbeCount::new(c).unwrap()),
         user_timeout: user_timeout.then_some(UserTimeout::Auto),
         ..Settings::new()
     }

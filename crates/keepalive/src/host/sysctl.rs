@@ -327,8 +327,8 @@ mod tests {
         let dir = proc_root(["7200\n", "75\n", "9\n"]);
         let mut store = ProcStore::new(dir.path());
         let change = DefaultsChange {
-            idle: Seconds::new(600),
-            interval: Seconds::new(75),
+            idle: Some(Seconds::new(600).unwrap()),
+            interval: Some(Seconds::new(75).unwrap()),
             ..Default::default()
         };
         let intvl = dir.path().join(SysctlKey::Intvl.proc_path());
@@ -400,16 +400,18 @@ mod tests {
         }
     }
 
-    const ALL_THREE: DefaultsChange = DefaultsChange {
-        idle: Seconds::new(600),
-        interval: Seconds::new(60),
-        count: ProbeCount::new(20),
-    };
+    fn all_three() -> DefaultsChange {
+        DefaultsChange {
+            idle: Some(Seconds::new(600).unwrap()),
+            interval: Some(Seconds::new(60).unwrap()),
+            count: Some(ProbeCount::new(20).unwrap()),
+        }
+    }
 
     #[test]
     fn second_write_failing_restores_the_first() {
         let mut store = failing(2, None);
-        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        let err = set_kernel_defaults_with(&mut store, &all_three()).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -429,7 +431,7 @@ mod tests {
     #[test]
     fn permission_denied_writes_nothing() {
         let mut store = failing(usize::MAX, Some((SysctlKey::Probes, Errno::ACCESS)));
-        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        let err = set_kernel_defaults_with(&mut store, &all_three()).unwrap_err();
         assert!(matches!(
             err,
             SetError::PermissionDenied {
@@ -447,7 +449,7 @@ mod tests {
     #[test]
     fn read_only_proc_sys_is_named() {
         let mut store = failing(usize::MAX, Some((SysctlKey::Time, Errno::ROFS)));
-        let err = set_kernel_defaults_with(&mut store, &ALL_THREE).unwrap_err();
+        let err = set_kernel_defaults_with(&mut store, &all_three()).unwrap_err();
         assert!(
             matches!(
                 err,
