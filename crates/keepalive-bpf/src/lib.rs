@@ -27,7 +27,6 @@
 //! 5.9 (bpf_setsockopt with the keepalive options) and 5.7 (BPF links). On
 //! kernels before 6.1, bpf_getsockopt cannot read SO_KEEPALIVE and the
 //! default mode acts like `force`.
-#![deny(unsafe_code)]
 
 mod cgroup;
 mod enforce;

@@ -138,7 +138,9 @@ impl Policy {
         }
         let seconds = |name, v: u32| match v {
             0 => Ok(None),
-            v => Seconds::new(v.into()).map(Some).map_err(|_| invalid(name, v)),
+            v => Seconds::new(v.into())
+                .map(Some)
+                .map_err(|_| invalid(name, v)),
         };
         let count = match cnt {
             0 => None,

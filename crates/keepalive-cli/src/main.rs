@@ -1,5 +1,4 @@
 //! `keepalive`: TCP keepalive for programs that don't ask for it.
-#![deny(unsafe_code)]
 
 mod attach;
 mod check;

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use keepalive::KernelDefaults;
 use keepalive::host::{DefaultsChange, NetNs, Persisted, SysctlKey, Written};
-use keepalive::{KernelDefaults, detection_secs};
 
 use crate::cli::{
     DefaultsArgs, NamespaceArgs, SysctlAction, SysctlArgs, SysctlPersistArgs, SysctlSetArgs,
@@ -140,7 +140,7 @@ impl Printer {
                 idle: d.idle,
                 interval: d.interval,
                 count: d.count,
-                detection_secs: detection_secs(d),
+                detection_secs: d.detection_secs(),
             }))?;
             return Ok(());
         }
@@ -236,7 +236,7 @@ fn render(ns: &NetNs, d: &KernelDefaults) -> String {
         d.idle,
         d.count,
         d.interval,
-        human::secs(detection_secs(d)),
+        human::secs(d.detection_secs()),
     )
 }
 

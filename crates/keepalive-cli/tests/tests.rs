@@ -1,9 +1,13 @@
 mod cli;
+#[allow(unsafe_code, reason = "kills a test process with libc::kill")]
 mod enforce;
+#[allow(unsafe_code, reason = "holds ld.so.preload's lock with libc::flock")]
 mod install;
 mod ls;
+#[allow(unsafe_code, reason = "the timeline reads CLOCK_MONOTONIC through libc")]
 mod netns;
 mod preload;
 mod programs;
 mod sysctl;
+#[allow(unsafe_code, reason = "the helpers set socket options and spawn processes through libc")]
 mod util;

@@ -472,12 +472,18 @@ mod tests {
         assert_eq!(parse_seconds(b"1h30"), Err(ErrorKind::BadUnit));
         assert_eq!(parse_seconds(b"1h x"), Err(ErrorKind::BadUnit));
         assert_eq!(parse_seconds(b"1hh"), Err(ErrorKind::BadUnit));
-        assert_eq!(parse_seconds(b"1h99999999999999999999m"), Err(ErrorKind::TooLarge));
+        assert_eq!(
+            parse_seconds(b"1h99999999999999999999m"),
+            Err(ErrorKind::TooLarge)
+        );
         assert_eq!(
             parse_user_timeout(b"1m30s", BareUnit::Required),
             Ok(UserTimeout::Millis(Millis::new(90_000).unwrap()))
         );
-        assert_eq!(parse_duration_ms(b"1min 500msec", BareUnit::Millis), Ok(60_500));
+        assert_eq!(
+            parse_duration_ms(b"1min 500msec", BareUnit::Millis),
+            Ok(60_500)
+        );
     }
 
     #[test]

@@ -72,14 +72,26 @@ impl core::error::Error for RangeError {}
 /// saturated at `u64::MAX`.
 const fn ceil_secs(d: Duration) -> u64 {
     let s = d.as_secs();
-    if d.subsec_nanos() > 0 { s.saturating_add(1) } else { s }
+    if d.subsec_nanos() > 0 {
+        s.saturating_add(1)
+    } else {
+        s
+    }
 }
 
 /// Whole milliseconds, rounded up, saturated at `u64::MAX`.
 const fn ceil_millis(d: Duration) -> u64 {
     let ms = d.as_millis();
-    let ms = if d.subsec_nanos() % 1_000_000 > 0 { ms + 1 } else { ms };
-    if ms > u64::MAX as u128 { u64::MAX } else { ms as u64 }
+    let ms = if d.subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms + 1
+    };
+    if ms > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        ms as u64
+    }
 }
 
 /// A whole number of seconds in `1..=32767`: a valid `TCP_KEEPIDLE` or
@@ -386,13 +398,17 @@ impl Settings {
         match self.user_timeout? {
             UserTimeout::Millis(ms) => Some(ms),
             UserTimeout::Auto => {
-                let idle = self.idle.map_or(defaults.idle, |s| u64::from(s.get()));
-                let intvl = self
-                    .interval
-                    .map_or(defaults.interval, |s| u64::from(s.get()));
-                let count = self.count.map_or(defaults.count, |c| u64::from(c.get()));
-                let secs = idle.saturating_add(intvl.saturating_mul(count));
-                let ms = secs.saturating_mul(1000).min(u64::from(Millis::MAX.get()));
+                let effective = KernelDefaults {
+                    idle: self.idle.map_or(defaults.idle, |s| u64::from(s.get())),
+                    interval: self
+                        .interval
+                        .map_or(defaults.interval, |s| u64::from(s.get())),
+                    count: self.count.map_or(defaults.count, |c| u64::from(c.get())),
+                };
+                let ms = effective
+                    .detection_secs()
+                    .saturating_mul(1000)
+                    .min(u64::from(Millis::MAX.get()));
                 // A kernel default of 0 (only possible through an odd sysctl)
                 // leaves nothing to compute: keep the option unset.
                 Millis::new(ms).ok()
@@ -434,8 +450,14 @@ mod tests {
     fn durations_round_up_to_the_unit() {
         let d = Duration::from_millis(1001);
         assert_eq!(Seconds::from_duration(d), Seconds::new(2));
-        assert_eq!(Seconds::from_duration(Duration::from_nanos(1)), Ok(Seconds::MIN));
-        assert_eq!(Millis::from_duration(Duration::from_nanos(1_000_001)), Millis::new(2));
+        assert_eq!(
+            Seconds::from_duration(Duration::from_nanos(1)),
+            Ok(Seconds::MIN)
+        );
+        assert_eq!(
+            Millis::from_duration(Duration::from_nanos(1_000_001)),
+            Millis::new(2)
+        );
         assert!(Seconds::from_duration(Duration::MAX).is_err_and(|e| e.value() == u64::MAX));
         assert!(Millis::from_duration(Duration::MAX).is_err_and(|e| e.value() == u64::MAX));
     }
@@ -451,7 +473,10 @@ mod tests {
         assert_eq!(s.idle, Seconds::new(60).ok());
         assert_eq!(s.interval, Seconds::new(10).ok());
         assert_eq!(s.count, ProbeCount::new(6).ok());
-        assert_eq!(s.user_timeout, Millis::new(1500).ok().map(UserTimeout::Millis));
+        assert_eq!(
+            s.user_timeout,
+            Millis::new(1500).ok().map(UserTimeout::Millis)
+        );
         let e = |r: Result<Settings, RangeError>| r.unwrap_err().to_string();
         assert_eq!(
             e(Settings::new().with_idle(Duration::ZERO)),
@@ -461,7 +486,10 @@ mod tests {
             e(Settings::new().with_interval(Duration::from_secs(40_000))),
             "TCP_KEEPINTVL takes 1s..=32767s, not 40000s"
         );
-        assert_eq!(e(Settings::new().with_count(0)), "TCP_KEEPCNT takes 1..=127, not 0");
+        assert_eq!(
+            e(Settings::new().with_count(0)),
+            "TCP_KEEPCNT takes 1..=127, not 0"
+        );
         assert_eq!(
             e(Settings::new().with_user_timeout(Duration::from_secs(3_000_000))),
             "TCP_USER_TIMEOUT takes 1ms..=2147483647ms, not 3000000000ms"
@@ -469,6 +497,16 @@ mod tests {
         assert_eq!(
             Settings::new().with_user_timeout_auto().user_timeout,
             Some(UserTimeout::Auto)
+        );
+    }
+
+    #[test]
+    fn auto_is_the_detection_time_of_the_effective_values() {
+        let s = Settings::new().with_user_timeout_auto();
+        let d = KernelDefaults::BUILTIN;
+        assert_eq!(
+            s.user_timeout_ms(d).map(Millis::get),
+            Some(d.detection_secs() as u32 * 1000)
         );
     }
 

@@ -33,6 +33,19 @@ impl KernelDefaults {
         count: 9,
     };
 
+    /// How long keepalive takes to give up on a silent idle peer with
+    /// these values: `idle + interval x count` seconds, saturating. The one
+    /// place this sum is computed (`TCP_USER_TIMEOUT=auto` uses it too).
+    ///
+    /// ```
+    /// use keepalive_core::KernelDefaults;
+    /// assert_eq!(KernelDefaults::BUILTIN.detection_secs(), 7200 + 75 * 9);
+    /// ```
+    pub const fn detection_secs(&self) -> u64 {
+        self.idle
+            .saturating_add(self.interval.saturating_mul(self.count))
+    }
+
     /// Reads the current network namespace's values from
     /// `/proc/sys/net/ipv4`, with no allocation (it is safe to call from
     /// a signal handler). A file that cannot be read or parsed gives the

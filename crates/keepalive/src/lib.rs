@@ -34,7 +34,6 @@
 //! What it won't do: create sockets (use std or socket2), or change a
 //! socket behind a program's back (that is `libkeepalive.so` and the
 //! `keepalive` command).
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod env;
@@ -58,4 +57,4 @@ pub mod parse {
 }
 pub use sockopt::{ApplyError, ApplyErrorKind, apply};
 pub use state::{KeepaliveOption, KeepaliveState, OptionChange};
-pub use sysctl::{detection_secs, human_secs, kernel_defaults, kernel_defaults_in};
+pub use sysctl::{kernel_defaults, kernel_defaults_in};

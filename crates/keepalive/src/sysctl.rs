@@ -60,32 +60,6 @@ pub(crate) fn read_value(path: &Path) -> io::Result<u64> {
     })
 }
 
-/// How long keepalive takes to find a dead idle peer with these values:
-/// `idle + interval x count` seconds (saturating).
-pub fn detection_secs(d: &KernelDefaults) -> u64 {
-    d.idle.saturating_add(d.interval.saturating_mul(d.count))
-}
-
-/// `7875` -> `2h 11m 15s`; `60` -> `1m`; `0` -> `0s`.
-///
-/// ```
-/// assert_eq!(keepalive::human_secs(7875), "2h 11m 15s");
-/// assert_eq!(keepalive::human_secs(600), "10m");
-/// ```
-pub fn human_secs(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let parts: Vec<String> = [(h, "h"), (m, "m"), (s, "s")]
-        .into_iter()
-        .filter(|(n, _)| *n != 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".to_owned()
-    } else {
-        parts.join(" ")
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -128,14 +102,5 @@ pub(crate) mod tests {
         let err = kernel_defaults_in(dir.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("tcp_keepalive_time"), "{err}");
-    }
-
-    #[test]
-    fn detection_time() {
-        let d = KernelDefaults::BUILTIN;
-        assert_eq!(detection_secs(&d), 7875);
-        assert_eq!(human_secs(detection_secs(&d)), "2h 11m 15s");
-        assert_eq!(human_secs(0), "0s");
-        assert_eq!(human_secs(3601), "1h 1s");
     }
 }
