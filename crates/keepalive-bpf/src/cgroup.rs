@@ -32,7 +32,7 @@ impl Hierarchy {
     pub fn find() -> Result<Hierarchy> {
         let text = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|e| Error::path("read", "/proc/self/mountinfo", e))?;
-        parse_mountinfo(&text).ok_or(Error::NoCgroup2)
+        parse_mountinfo(&text).ok_or_else(Error::no_cgroup2)
     }
 
     /// Where the hierarchy is mounted.
@@ -44,7 +44,7 @@ impl Hierarchy {
     pub fn current(&self) -> Result<PathBuf> {
         let text = fs::read_to_string("/proc/self/cgroup")
             .map_err(|e| Error::path("read", "/proc/self/cgroup", e))?;
-        let cgroup = parse_proc_cgroup(&text).ok_or(Error::NoCgroup2)?;
+        let cgroup = parse_proc_cgroup(&text).ok_or_else(Error::no_cgroup2)?;
         self.directory(Path::new(cgroup))
             .ok_or_else(|| Error::Path {
                 what: "find the directory of this process's cgroup",

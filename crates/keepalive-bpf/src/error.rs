@@ -3,7 +3,7 @@
 //! of its message (print the chain, e.g. anyhow's `{:#}`).
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Why enforcing keepalive failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +23,20 @@ pub enum Error {
     },
     /// No cgroup v2 hierarchy is mounted.
     #[error(
-        "no cgroup v2 hierarchy is mounted (no cgroup2 line in /proc/self/mountinfo); \
-         mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`"
+        "no cgroup v2 hierarchy is mounted (no cgroup2 line in /proc/self/mountinfo); {}",
+        if *private_mounts {
+            "this process has a mount namespace of its own, as under `ip netns exec`, which \
+             remounts /sys without cgroup2: run keepalive outside it (enforcement follows the \
+             cgroup, whatever the network namespace)"
+        } else {
+            "mount one, e.g. `mount -t cgroup2 none /sys/fs/cgroup/unified`"
+        }
     )]
-    NoCgroup2,
+    NoCgroup2 {
+        /// This process's mount namespace is not init's (`ip netns exec`,
+        /// `unshare -m`): the host's mount is there, but not here.
+        private_mounts: bool,
+    },
     /// The path given is not a directory of the cgroup v2 hierarchy.
     #[error(
         "{} is not a cgroup v2 directory{}",
@@ -97,6 +107,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// No cgroup2 mount, and whether a mount namespace of our own hides it:
+    /// not init's, or (when init's cannot be read) a named network
+    /// namespace of `ip netns`, whose `exec` remounts /sys.
+    pub(crate) fn no_cgroup2() -> Error {
+        Error::NoCgroup2 {
+            private_mounts: !crate::pin::same_mount_namespace_as_init()
+                || in_named_netns(Path::new("/run/netns")),
+        }
+    }
+
     /// The error for a failed bpf(2) command: permission errors become
     /// [`Error::NotPermitted`], ENOSYS [`Error::Unsupported`].
     pub(crate) fn syscall(call: &'static str, source: io::Error) -> Error {
@@ -136,3 +156,49 @@ impl Error {
 
 /// `Result<T, Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hosts_namespace_is_not_a_named_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!in_named_netns(dir.path()));
+        // A directory holding a bind of our own namespace's file would say
+        // yes; a plain file with another inode says no.
+        std::fs::write(dir.path().join("blue"), "").unwrap();
+        assert!(!in_named_netns(dir.path()));
+    }
+
+    #[test]
+    fn no_cgroup2_under_ip_netns_exec_names_the_cause() {
+        let private = Error::NoCgroup2 {
+            private_mounts: true,
+        }
+        .to_string();
+        assert!(private.contains("`ip netns exec`"), "{private}");
+        assert!(!private.contains("mount -t cgroup2"), "{private}");
+        let host = Error::NoCgroup2 {
+            private_mounts: false,
+        }
+        .to_string();
+        assert!(host.contains("mount -t cgroup2"), "{host}");
+    }
+}
+
+/// True when this thread's network namespace is one of `dir`'s
+/// (`/run/netns/NAME`, as `ip netns add` makes them).
+fn in_named_netns(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(own) = std::fs::metadata("/proc/thread-self/ns/net") else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == own.ino() && m.dev() == own.dev())
+    })
+}
+

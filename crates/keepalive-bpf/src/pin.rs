@@ -116,7 +116,7 @@ impl Pins {
 
 /// True when this process shares init's mount namespace (or when that
 /// cannot be told: then no warning is worth printing).
-fn same_mount_namespace_as_init() -> bool {
+pub(crate) fn same_mount_namespace_as_init() -> bool {
     match (
         fs::metadata("/proc/self/ns/mnt"),
         fs::metadata("/proc/1/ns/mnt"),

@@ -38,10 +38,32 @@ pub fn finish(result: anyhow::Result<Exit>) -> Exit {
         Ok(exit) => exit,
         Err(err) if is_broken_pipe(&err) => Exit::Success,
         Err(err) => {
-            let _ = writeln!(io::stderr(), "keepalive: {err:#}");
+            let _ = writeln!(io::stderr(), "keepalive: {}", message(&err));
             Exit::Error
         }
     }
+}
+
+/// The error chain on one line, each cause once: `a: b: c`, without the
+/// `(os error N)` that std appends (the words already say it), and without
+/// a cause whose words the previous message already ends with.
+pub fn message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = match text.find(" (os error ") {
+            Some(at) if text.ends_with(')') => &text[..at],
+            _ => &text,
+        };
+        if text.is_empty() || out.ends_with(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out += ": ";
+        }
+        out += text;
+    }
+    out
 }
 
 /// True when any error in the chain is a write to a closed pipe (EPIPE:
@@ -91,6 +113,22 @@ mod tests {
         assert!(is_broken_pipe(
             &anyhow::Error::from(err).context("ls --json")
         ));
+    }
+
+    #[test]
+    fn each_cause_once_without_error_numbers() {
+        let err = anyhow::Error::from(io::Error::from_raw_os_error(2))
+            .context("cannot open /sys/fs/cgroup/x")
+            .context("cannot enforce keepalive on x");
+        assert_eq!(
+            message(&err),
+            "cannot enforce keepalive on x: cannot open /sys/fs/cgroup/x: \
+             No such file or directory"
+        );
+        // A message that already ends with its cause's words says it once.
+        let err = anyhow::Error::from(io::Error::from_raw_os_error(13))
+            .context("cannot read /etc/x: Permission denied");
+        assert_eq!(message(&err), "cannot read /etc/x: Permission denied");
     }
 
     #[test]
