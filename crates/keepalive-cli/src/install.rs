@@ -20,19 +20,22 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use keepalive::host::{LD_SO_PRELOAD, LdSoPreload, write_atomic};
 
 use crate::cli::{InstallArgs, UninstallArgs};
 use crate::exit::Exit;
 use crate::library::{self, FILE_NAME, LIBDIR};
+
+mod test_load;
+mod tree;
+
+use test_load::test_load;
+use tree::Root;
 
 /// Mode of the files we create.
 const MODE: u32 = 0o644;
@@ -272,187 +275,6 @@ fn global_note(root: Option<&Path>) -> String {
     )
 }
 
-/// The directory tree to act in: `/`, or `--root DIR`.
-struct Root {
-    dir: Option<PathBuf>,
-}
-
-impl Root {
-    /// Without `dir` (the live system) this needs root: refused before
-    /// anything is written, naming the fix.
-    fn new(dir: Option<&Path>, action: &str) -> anyhow::Result<Root> {
-        match dir {
-            Some(dir) => {
-                if !dir.is_dir() {
-                    bail!(
-                        "--root {} is not a directory: create it first, or fix the path",
-                        dir.display()
-                    );
-                }
-                Ok(Root {
-                    dir: Some(dir.to_owned()),
-                })
-            }
-            None => {
-                let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-                // Unknown (no /proc): let the writes themselves fail.
-                if effective_uid(&status).is_some_and(|uid| uid != 0) {
-                    bail!(
-                        "`keepalive {action}` changes system files and needs root: run it \
-                         with sudo (`sudo keepalive {action}`), or pass --root DIR to act on \
-                         a directory tree"
-                    );
-                }
-                Ok(Root { dir: None })
-            }
-        }
-    }
-
-    /// Where the absolute `path` of the tree is on this host.
-    fn host(&self, path: &Path) -> PathBuf {
-        match &self.dir {
-            None => path.to_owned(),
-            Some(dir) => dir.join(path.strip_prefix("/").unwrap_or(path)),
-        }
-    }
-
-    /// The tree, as the user named it.
-    fn name(&self) -> String {
-        match &self.dir {
-            None => "/".to_owned(),
-            Some(dir) => format!("--root {}", dir.display()),
-        }
-    }
-
-    /// Refuses when one of `paths` (absolute, in the tree; those that do
-    /// not exist yet are fine) is a symbolic link on the host: writing
-    /// through it could change a file outside the tree (`<root>/etc ->
-    /// /etc`), or replace a link with a file. On the live system only the
-    /// files themselves are checked: linked directories there are the
-    /// administrator's (`/usr/local -> /var/usrlocal` on image-based
-    /// systems), not a way out of a tree.
-    fn refuse_symlinks(&self, paths: &[PathBuf]) -> anyhow::Result<()> {
-        let files = [installed_library(), PathBuf::from(LD_SO_PRELOAD)];
-        let checked = paths
-            .iter()
-            .filter(|p| self.dir.is_some() || files.contains(p));
-        for path in checked {
-            let host = self.host(path);
-            match fs::symlink_metadata(&host) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    let to = fs::read_link(&host)
-                        .map(|to| format!(" (-> {})", to.display()))
-                        .unwrap_or_default();
-                    bail!(
-                        "{}{to} is a symbolic link: keepalive does not write through symbolic \
-                         links, which could change files outside {}; nothing was written. \
-                         Replace it with the directory or file itself",
-                        host.display(),
-                        self.name()
-                    );
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot stat {}", host.display())),
-            }
-        }
-        Ok(())
-    }
-
-    /// Refuses to preload `entry` into every program unless every program
-    /// can load it: each of its directories (in the tree) searchable by
-    /// others and the file readable by others. Otherwise every program not
-    /// run as root would get "cannot be preloaded ... ignored" from the
-    /// loader.
-    fn refuse_unreadable(&self, entry: &Path, file: &Path) -> anyhow::Result<()> {
-        let parts = path_parts(entry);
-        let mode = |path: &Path| -> anyhow::Result<u32> {
-            Ok(fs::metadata(path)
-                .with_context(|| format!("cannot stat {}", path.display()))?
-                .permissions()
-                .mode())
-        };
-        let mut closed = Vec::new();
-        for dir in &parts[..parts.len() - 1] {
-            let host = self.host(dir);
-            if mode(&host)? & 0o001 == 0 {
-                closed.push(host);
-            }
-        }
-        let (mut why, mut fixes) = (Vec::new(), Vec::new());
-        if !closed.is_empty() {
-            let names: Vec<String> = closed.iter().map(|d| d.display().to_string()).collect();
-            let words: Vec<String> = closed.iter().map(|d| shell_word(d)).collect();
-            why.push(format!("others cannot search {}", names.join(", ")));
-            fixes.push(format!("chmod o+x {}", words.join(" ")));
-        }
-        let library = self.host(entry);
-        if mode(&library)? & 0o004 == 0 {
-            why.push(format!("others cannot read {}", library.display()));
-            fixes.push(format!("chmod o+r {}", shell_word(&library)));
-        }
-        if fixes.is_empty() {
-            return Ok(());
-        }
-        bail!(
-            "{} was not added to {}: programs not run as root could not load it, since {}; \
-             run `{}` and install again",
-            library.display(),
-            file.display(),
-            why.join(" and "),
-            fixes.join(" && ")
-        );
-    }
-
-    /// Opens `<root>/etc`, creating it (mode 0755) when missing, and takes
-    /// an exclusive lock on it, so that two keepalive commands do not
-    /// read-modify-write ld.so.preload at once. Released when dropped.
-    fn lock_etc(&self) -> anyhow::Result<File> {
-        let etc = self.host(Path::new("/etc"));
-        match fs::DirBuilder::new().mode(DIR_MODE).create(&etc) {
-            // The umask narrowed the mode.
-            Ok(()) => fs::set_permissions(&etc, fs::Permissions::from_mode(DIR_MODE))
-                .with_context(|| format!("cannot set the mode of {}", etc.display()))?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create {}", etc.display()));
-            }
-        }
-        self.lock_existing_etc()?
-            .with_context(|| format!("{} vanished", etc.display()))
-    }
-
-    /// Like [`lock_etc`](Self::lock_etc), but `None` when `<root>/etc`
-    /// does not exist.
-    fn lock_existing_etc(&self) -> anyhow::Result<Option<File>> {
-        let etc = self.host(Path::new("/etc"));
-        let dir = match File::open(&etc) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot open {}", etc.display())),
-        };
-        lock_exclusive(&dir).with_context(|| format!("cannot lock {}", etc.display()))?;
-        Ok(Some(dir))
-    }
-}
-
-/// flock(2) `LOCK_EX` on `file`, waiting for it.
-fn lock_exclusive(file: &File) -> io::Result<()> {
-    file.lock()
-}
-
-/// The effective uid from the text of /proc/self/status
-/// (`Uid:  real  effective  saved  fs`).
-fn effective_uid(status: &str) -> Option<u32> {
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// What [`copy_library`] did.
 enum Copied {
     /// The target already held the same bytes; `mode`: its mode before,
@@ -530,144 +352,9 @@ fn remove_file(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Proves that `lib` loads and switches keepalive on: runs this executable's
-/// `check` with `LD_PRELOAD=lib` and none of the preload's variables, and
-/// wants `SO_KEEPALIVE is ON`, exit status 0 and no loader error about it.
-fn test_load(lib: &Path) -> anyhow::Result<()> {
-    let (dir, name) = match (lib.parent(), lib.file_name()) {
-        (Some(dir), Some(name)) => (dir, name),
-        _ => bail!("{} is not a library file", lib.display()),
-    };
-    // LD_PRELOAD splits on spaces and colons: name the file relative to
-    // its directory, so that only the file name has to be free of them.
-    if name.as_bytes().iter().any(|b| b" \t\n:".contains(b)) {
-        bail!(
-            "cannot test-load {}: LD_PRELOAD cannot name a file whose name holds a space, \
-             tab or colon; rename it",
-            lib.display()
-        );
-    }
-    let exe = std::env::current_exe().context("cannot find the keepalive executable's path")?;
-    let mut cmd = Command::new(&exe);
-    cmd.arg("check")
-        .current_dir(dir)
-        .env("LD_PRELOAD", Path::new(".").join(name));
-    for (var, _) in std::env::vars_os() {
-        let bytes = var.as_bytes();
-        if bytes.starts_with(b"KEEP") || bytes == b"TCP_USER_TIMEOUT" || bytes == b"LD_DEBUG" {
-            cmd.env_remove(&var);
-        }
-    }
-    let out = output_within(&mut cmd, TEST_LOAD_TIMEOUT)
-        .with_context(|| format!("cannot test-load {}", lib.display()))?;
-    // ld.so(8): "ERROR: ld.so: object './x.so' from LD_PRELOAD cannot be
-    // preloaded (invalid ELF header): ignored." Lines about entries of the
-    // live /etc/ld.so.preload say "from /etc/ld.so.preload" instead.
-    if let Some(line) = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("cannot be preloaded") && l.contains("from LD_PRELOAD"))
-    {
-        bail!(
-            "{} does not load, so it was not installed; the loader said: {}",
-            lib.display(),
-            line.trim()
-        );
-    }
-    if !out.status.success() || !out.stdout.starts_with(KEEPALIVE_ON) {
-        let said = if out.stderr.trim().is_empty() {
-            out.stdout.trim()
-        } else {
-            out.stderr.trim()
-        };
-        bail!(
-            "{} loads but does not give a new socket keepalive, so it was not installed: \
-             `{} check` under it ended with {} and printed {:?}; install the libkeepalive.so \
-             built with this keepalive",
-            lib.display(),
-            exe.display(),
-            out.status,
-            said
-        );
-    }
-    Ok(())
-}
-
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` with stdin closed and its output captured; kills it after
-/// `limit`.
-fn output_within(cmd: &mut Command, limit: Duration) -> anyhow::Result<Output> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start it")?;
-    let collect = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = collect(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = collect(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "it still ran after {limit:?} (killed); a library that hangs must not be preloaded"
-            );
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Ok(Output {
-        status,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn effective_uid_is_the_second_field() {
-        let status =
-            "Name:\tkeepalive\nUmask:\t0022\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
-        assert_eq!(effective_uid(status), Some(0));
-        assert_eq!(effective_uid("Uid:\t0\t1000\t1000\t1000\n"), Some(1000));
-        assert_eq!(effective_uid("Name:\tx\n"), None);
-    }
-
-    #[test]
-    fn root_maps_absolute_paths_inside_it() {
-        let root = Root {
-            dir: Some(PathBuf::from("/mnt/image")),
-        };
-        assert_eq!(
-            root.host(Path::new("/etc/ld.so.preload")),
-            Path::new("/mnt/image/etc/ld.so.preload")
-        );
-        let live = Root { dir: None };
-        assert_eq!(
-            live.host(Path::new("/etc/ld.so.preload")),
-            Path::new("/etc/ld.so.preload")
-        );
-    }
 
     #[test]
     fn global_note_under_root_speaks_of_that_system() {
