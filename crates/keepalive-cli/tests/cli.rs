@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
+use crate::util::json::{CheckedSocket, Message, messages, only_message};
 use crate::util::{
     self, Output, TIMEOUT, bare, preload, preloaded, run, skip, target_tempdir, tool,
 };
@@ -23,11 +24,12 @@ fn keepalive_run(args: &[&str]) -> Output {
 const HOWTO: &str =
     "SO_KEEPALIVE is ON\nTCP_KEEPCNT   = 20\nTCP_KEEPIDLE  = 180\nTCP_KEEPINTVL = 60\n";
 
-fn check_json(out: &Output) -> serde_json::Value {
-    let line: serde_json::Value = serde_json::from_str(out.stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON line ({e})\n{out}"));
-    assert_eq!(line["type"], "socket", "{out}");
-    line["data"].clone()
+/// The one `socket` line of `keepalive check --json`.
+fn check_json(out: &Output) -> CheckedSocket {
+    match only_message(out) {
+        Message::Socket(s) => s,
+        other => panic!("not a socket line: {other:?}\n{out}"),
+    }
 }
 
 #[test]
@@ -85,8 +87,20 @@ fn run_user_timeout_auto_is_idle_plus_interval_times_count() {
         "--json",
     ]);
     let data = check_json(&out);
-    assert_eq!(data["tcp_user_timeout"], 30_000, "{out}");
-    assert_eq!(data["tcp_keepidle"], 10, "{out}");
+    assert_eq!(
+        data,
+        CheckedSocket {
+            keepalive: true,
+            idle: 10,
+            interval: 5,
+            count: 4,
+            user_timeout_ms: Some(30_000),
+            // Not bound, not connected: the kernel's getsockname.
+            local: Some("0.0.0.0:0".parse().unwrap()),
+            peer: None,
+        },
+        "{out}"
+    );
 }
 
 #[test]
@@ -98,7 +112,7 @@ fn run_user_timeout_with_unit() {
         env!("CARGO_BIN_EXE_keepalive"),
         "check",
     ]);
-    assert!(out.stdout.ends_with("TCP_USER_TIMEOUT = 1500\n"), "{out}");
+    assert!(out.stdout.ends_with("TCP_USER_TIMEOUT = 1s500ms\n"), "{out}");
 }
 
 #[test]
@@ -116,8 +130,9 @@ fn run_flags_override_variables_and_keep_the_others() {
         TIMEOUT,
     );
     let data = check_json(&out);
-    assert_eq!(data["tcp_keepidle"], 180, "the flag wins\n{out}");
-    assert_eq!(data["tcp_keepcnt"], 7, "the variable stays\n{out}");
+    assert_eq!(data.idle, 180, "the flag wins\n{out}");
+    assert_eq!(data.count, 7, "the variable stays\n{out}");
+    assert!(data.keepalive, "{out}");
 }
 
 #[test]
@@ -145,15 +160,15 @@ fn run_reports_a_bad_inherited_variable_once() {
         "{out}"
     );
     let defaults = util::kernel_defaults();
-    for line in out.stdout.lines() {
-        let data: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(data["data"]["tcp_keepidle"], defaults.idle, "{out}");
-        assert_eq!(
-            data["data"]["tcp_keepcnt"], 7,
-            "the valid variable stays\n{out}"
-        );
+    let lines = messages(&out);
+    assert_eq!(lines.len(), 2, "{out}");
+    for line in lines {
+        let Message::Socket(data) = line else {
+            panic!("not a socket line: {line:?}\n{out}")
+        };
+        assert_eq!(i64::from(data.idle), defaults.idle, "{out}");
+        assert_eq!(data.count, 7, "the valid variable stays\n{out}");
     }
-    assert_eq!(out.stdout.lines().count(), 2, "{out}");
 }
 
 #[test]
@@ -195,9 +210,9 @@ fn run_connected_socket_of_a_real_program() {
         "--json",
     ]);
     let data = check_json(&out);
-    assert_eq!(data["peer"], addr.as_str(), "{out}");
-    assert_eq!(data["so_keepalive"], true, "{out}");
-    assert_eq!(data["tcp_keepidle"], 42, "{out}");
+    assert_eq!(data.peer, Some(addr.parse().unwrap()), "{out}");
+    assert!(data.keepalive, "{out}");
+    assert_eq!(data.idle, 42, "{out}");
 }
 
 #[test]
@@ -271,7 +286,7 @@ fn run_names_where_it_looked_for_the_library() {
             .args(["run", "true"]),
         TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr
             .contains("KEEPALIVE_LIBRARY=/nonexistent/libkeepalive.so is not a file"),
@@ -284,7 +299,7 @@ fn run_names_where_it_looked_for_the_library() {
     let exe = dir.join("keepalive");
     std::fs::copy(env!("CARGO_BIN_EXE_keepalive"), &exe).unwrap();
     let out = run(bare(&exe).args(["run", "true"]), TIMEOUT);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     let looked = format!(
         "looked in: {}/libkeepalive.so",
         dir.canonicalize().unwrap().display()
@@ -307,7 +322,7 @@ fn run_refuses_a_library_path_ld_preload_cannot_carry() {
             .args(["run", "true"]),
         TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr
             .contains("holds a space or colon, which LD_PRELOAD cannot carry"),
@@ -467,7 +482,7 @@ fn check_connect_failure_is_one_clear_line() {
         keepalive().args(["check", "--connect", &format!("127.0.0.1:{port}")]),
         TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "an error, not a finding\n{out}");
     assert_eq!(out.stderr_lines().len(), 1, "{out}");
     assert!(
         out.stderr

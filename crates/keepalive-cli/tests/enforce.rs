@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use keepalive::KeepaliveState;
 use keepalive_bpf::Hierarchy;
-use serde::Deserialize;
-
+use crate::util::json::{
+    EnforceSummary, Enforced, Enforcement, Message, Policy, Removed, messages, only_message,
+};
 use crate::util::{
     Keepalive, Output, Record, Running, TIMEOUT, bare, kernel_defaults, preload, run, skip, spawn,
     tool, wait,
@@ -270,75 +271,59 @@ impl Drop for TestCgroup {
     }
 }
 
-/// One JSON line of `keepalive enforce --json`.
-#[derive(Debug, Deserialize)]
-struct Line<T> {
-    r#type: String,
-    data: T,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-struct SettingsJson {
-    idle: Option<u16>,
-    interval: Option<u16>,
-    count: Option<u8>,
-    user_timeout_ms: Option<u32>,
-    user_timeout_auto: bool,
-    force: bool,
-}
-
-#[derive(Debug, Deserialize)]
-struct EnforcedJson {
-    cgroup: PathBuf,
-    cgroup_id: u64,
-    change: String,
-    settings: SettingsJson,
-    previous: Option<SettingsJson>,
-    pin_dir: PathBuf,
-    prog_id: u32,
-    link_id: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct EnforcementJson {
-    cgroup: Option<PathBuf>,
-    cgroup_id: u64,
-    attached: bool,
-    prog_id: Option<u32>,
-    link_pinned: bool,
-    settings: Option<SettingsJson>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AttachmentJson {
-    prog_id: u32,
-}
-
-#[derive(Debug, Deserialize)]
-struct RemovedJson {
-    cgroup_id: u64,
-    detached: Vec<AttachmentJson>,
-    unpinned: Option<PathBuf>,
-}
-
-/// Runs `keepalive enforce --json [args]`, which must succeed, and decodes
-/// its lines of type `kind`.
-fn enforce_json<T: for<'de> Deserialize<'de>>(args: &[&str], kind: &str) -> Vec<T> {
+/// Runs `keepalive enforce --json [args]`, which must succeed.
+fn enforce_json(args: &[&str]) -> Output {
     let out = run(keepalive().arg("enforce").arg("--json").args(args), TIMEOUT);
     out.assert_success();
-    out.stdout
-        .lines()
-        .map(|l| {
-            let line: Line<T> =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{out}"));
-            assert_eq!(line.r#type, kind, "{out}");
-            line.data
-        })
-        .collect()
+    out
 }
 
-fn settings(idle: u16, interval: Option<u16>, count: Option<u8>) -> SettingsJson {
-    SettingsJson {
+/// `keepalive enforce --json [args]`: its one line, an `enforced`.
+fn enforce(args: &[&str]) -> Enforced {
+    let out = enforce_json(args);
+    match only_message(&out) {
+        Message::Enforced(e) => e,
+        other => panic!("not an enforced line: {other:?}\n{out}"),
+    }
+}
+
+/// `keepalive enforce --json --remove [args]`: its one line, a `removed`.
+fn remove(args: &[&str]) -> Removed {
+    let out = enforce_json(&[args, &["--remove"]].concat());
+    match only_message(&out) {
+        Message::Removed(r) => r,
+        other => panic!("not a removed line: {other:?}\n{out}"),
+    }
+}
+
+/// `keepalive enforce --status --json`: the `enforcement` lines and the
+/// `enforce_summary` that must end them; checks that the summary counts
+/// the lines before it.
+fn enforce_status() -> (Vec<Enforcement>, EnforceSummary) {
+    let out = enforce_json(&["--status"]);
+    let mut all = messages(&out);
+    let Some(Message::EnforceSummary(summary)) = all.pop() else {
+        panic!("--status does not end with an enforce_summary\n{out}");
+    };
+    let enforcements: Vec<Enforcement> = all
+        .into_iter()
+        .map(|m| match m {
+            Message::Enforcement(e) => e,
+            other => panic!("not an enforcement line: {other:?}\n{out}"),
+        })
+        .collect();
+    assert_eq!(
+        summary.enforcements,
+        enforcements.len() as u64,
+        "the summary counts the lines\n{out}"
+    );
+    let attached = enforcements.iter().filter(|e| e.attached).count() as u64;
+    assert_eq!(summary.attached, attached, "{out}");
+    (enforcements, summary)
+}
+
+fn settings(idle: u16, interval: Option<u16>, count: Option<u8>) -> Policy {
+    Policy {
         idle: Some(idle),
         interval,
         count,
@@ -465,19 +450,14 @@ fn changing_the_values_reaches_the_next_connection_without_reload() {
     let connect = ["connect", "127.0.0.1", &port];
     let defaults = untouched();
 
-    let [first] = enforce_json::<EnforcedJson>(
-        &[
-            "--cgroup",
-            cg.arg(),
-            "--idle",
-            "11",
-            "--user-timeout",
-            "auto",
-        ],
-        "enforced",
-    )
-    .try_into()
-    .unwrap();
+    let first = enforce(&[
+        "--cgroup",
+        cg.arg(),
+        "--idle",
+        "11",
+        "--user-timeout",
+        "auto",
+    ]);
     assert_eq!(first.change, "attached");
     assert_eq!(first.cgroup, cg.path());
     assert!(first.pin_dir.join("link").exists() && first.pin_dir.join("settings").exists());
@@ -493,17 +473,12 @@ fn changing_the_values_reaches_the_next_connection_without_reload() {
         }
     );
 
-    let [second] = enforce_json::<EnforcedJson>(
-        &["--cgroup", cg.arg(), "--idle", "22", "--count", "4"],
-        "enforced",
-    )
-    .try_into()
-    .unwrap();
+    let second = enforce(&["--cgroup", cg.arg(), "--idle", "22", "--count", "4"]);
     assert_eq!(second.change, "updated");
     assert_eq!(second.settings, settings(22, None, Some(4)));
     assert_eq!(
         second.previous,
-        Some(SettingsJson {
+        Some(Policy {
             user_timeout_auto: true,
             ..settings(11, None, None)
         })
@@ -534,18 +509,13 @@ fn remove_leaves_no_program_attached_and_no_pin() {
     let port = server.local_addr().unwrap().port().to_string();
     let connect = ["connect", "127.0.0.1", &port];
 
-    let [enforced] = enforce_json::<EnforcedJson>(
-        &["--cgroup", cg.arg(), "--idle", "11", "--interval", "7"],
-        "enforced",
-    )
-    .try_into()
-    .unwrap();
+    let enforced = enforce(&["--cgroup", cg.arg(), "--idle", "11", "--interval", "7"]);
     assert_eq!(
         keepalive_bpf::attached_programs(cg.path()).unwrap(),
         [enforced.prog_id],
         "BPF_PROG_QUERY on the cgroup"
     );
-    let status = enforce_json::<EnforcementJson>(&["--status"], "enforcement");
+    let (status, _) = enforce_status();
     let listed = status
         .iter()
         .find(|e| e.cgroup_id == enforced.cgroup_id)
@@ -553,13 +523,14 @@ fn remove_leaves_no_program_attached_and_no_pin() {
     assert_eq!(listed.cgroup.as_deref(), Some(cg.path()));
     assert!(listed.attached && listed.link_pinned);
     assert_eq!(listed.prog_id, Some(enforced.prog_id));
+    assert_eq!(listed.link_id, Some(enforced.link_id));
+    assert_eq!(listed.pin_dir, enforced.pin_dir);
     assert_eq!(listed.settings, Some(settings(11, Some(7), None)));
     assert_eq!(connected(&cg.client(&connect)).on, 1);
 
-    let [removed] = enforce_json::<RemovedJson>(&["--cgroup", cg.arg(), "--remove"], "removed")
-        .try_into()
-        .unwrap();
+    let removed = remove(&["--cgroup", cg.arg()]);
     assert_eq!(removed.cgroup_id, enforced.cgroup_id);
+    assert_eq!(removed.cgroup, cg.path());
     assert_eq!(
         removed
             .detached
@@ -579,7 +550,7 @@ fn remove_leaves_no_program_attached_and_no_pin() {
         "BPF_PROG_QUERY after --remove"
     );
     assert!(!enforced.pin_dir.exists());
-    let status = enforce_json::<EnforcementJson>(&["--status"], "enforcement");
+    let (status, _) = enforce_status();
     assert!(status.iter().all(|e| e.cgroup_id != enforced.cgroup_id));
     assert_eq!(connected(&cg.client(&connect)), untouched());
 }
@@ -635,7 +606,7 @@ fn errors_name_the_problem() {
         skip!("{why}");
     }
     let out = run(keepalive().args(["enforce", "--cgroup", "/tmp"]), TIMEOUT);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr
             .contains("/tmp is not a cgroup v2 directory (cgroup v2 is mounted at "),
@@ -666,7 +637,7 @@ fn errors_name_the_problem() {
         .arg(env!("CARGO_BIN_EXE_keepalive"))
         .args(args);
         let out = run(&mut cmd, TIMEOUT);
-        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert_eq!(out.status.code(), Some(2), "{out}");
         assert!(
             out.stderr.contains("needs root (CAP_BPF and CAP_NET_ADMIN"),
             "{out}"

@@ -242,7 +242,7 @@ fn assert_refused_by(root: &Root, args: &[&str], lib: &Path, expected: &str) -> 
     let mut args = args.to_vec();
     args.extend(["--library", lib.to_str().unwrap()]);
     let out = root.keepalive(&args);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(out.stderr.contains(expected), "{out}");
     assert!(
         out.stderr.contains(&lib.display().to_string()),
@@ -301,7 +301,7 @@ fn root_must_be_a_directory() {
             .arg(&missing),
         TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(out.stderr.contains("is not a directory"), "{out}");
     assert!(!missing.exists(), "{out}");
 }
@@ -338,7 +338,7 @@ fn without_root_dir_a_normal_user_is_refused_before_anything_is_written() {
         ),
     ] {
         let out = run(&mut wrap(args), TIMEOUT);
-        assert_eq!(out.status.code(), Some(1), "{args:?}\n{out}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{out}");
         assert!(out.stderr.contains("needs root"), "{args:?}\n{out}");
         assert!(out.stderr.contains(sudo), "{args:?}\n{out}");
         assert_eq!(out.stdout, "", "{args:?}\n{out}");
@@ -379,7 +379,7 @@ fn install_undoes_the_copy_when_it_does_not_load_where_installed() {
     let file = snapshot(&root.preload_file());
 
     let out = root.keepalive(&["install", "--global"]);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(out.stderr.contains("does not load"), "{out}");
     assert!(out.stderr.contains("failed to map segment"), "{out}");
     assert_eq!(std::fs::read(root.library()).unwrap(), b"the previous copy");
@@ -387,7 +387,7 @@ fn install_undoes_the_copy_when_it_does_not_load_where_installed() {
 
     std::fs::remove_file(root.library()).unwrap();
     let out = root.keepalive(&["install", "--global"]);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(!root.library().exists(), "no copy left behind\n{out}");
     assert_eq!(snapshot(&root.preload_file()), file, "{out}");
 }
@@ -482,7 +482,7 @@ fn install_global_refuses_a_library_others_cannot_reach() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700)).unwrap();
     let out = root.keepalive(&["install", "--global"]);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr.contains(&format!("chmod o+x {}", dir.display())),
         "the message names the fix\n{out}"
@@ -580,7 +580,7 @@ fn install_and_uninstall_refuse_to_write_through_symlinks() {
         std::os::unix::fs::symlink(to, &link).unwrap();
         let inside = tree(root.path());
         let out = root.keepalive(args);
-        assert_eq!(out.status.code(), Some(1), "{name}\n{out}");
+        assert_eq!(out.status.code(), Some(2), "{name}\n{out}");
         assert!(out.stderr.contains("symbolic link"), "{name}\n{out}");
         assert!(
             out.stderr.contains(&link.display().to_string()),

@@ -18,11 +18,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use keepalive::{ProbeCount, Seconds, Settings};
-use serde::Deserialize;
 
+use crate::util::json::{Connection, LsSummary, Message, Options, messages};
 use crate::util::{
     Keepalive, Netns, Output, Record, Running, TIMEOUT, bare, is_root, kernel_defaults,
-    parse_ss_time, python3, run, skip, spawn, tool,
+    parse_ss_time, python3, run, skip, spawn, tool, units,
 };
 
 /// `server HOST`: listens on HOST, port 0, prints `listening port=P`, then
@@ -202,74 +202,29 @@ impl Peer {
     }
 }
 
-// What `ls --json` prints, decoded into the test's own types.
-
-#[derive(Debug, Deserialize)]
-struct Line {
-    r#type: String,
-    data: serde_json::Value,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Connection {
-    family: String,
-    state: String,
-    local: SocketAddr,
-    remote: Option<SocketAddr>,
-    inode: u64,
-    processes: Option<Vec<Process>>,
-    timer: Option<TimerJson>,
-    keepalive: Option<bool>,
-    keepalive_from: Option<String>,
-    options: Option<Options>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Process {
-    pid: u32,
-    command: String,
-    fd: i32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct TimerJson {
-    kind: String,
-    left_ms: u64,
-    count: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-struct Options {
-    so_keepalive: bool,
-    tcp_keepidle: u32,
-    tcp_keepintvl: u32,
-    tcp_keepcnt: u32,
-    tcp_user_timeout: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct Summary {
-    connections: u64,
-    without_keepalive: u64,
-    listening: u64,
-}
-
 /// `keepalive ls --json ARGS`: the connections and the summary.
-fn ls(args: &[&str]) -> (Vec<Connection>, Summary, Output) {
+fn ls(args: &[&str]) -> (Vec<Connection>, LsSummary, Output) {
     let out = keepalive(&[&["ls", "--json"], args].concat());
     out.assert_success();
-    let mut connections = Vec::new();
-    let mut summary = None;
-    for text in out.stdout.lines() {
-        let line: Line = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        match line.r#type.as_str() {
-            "connection" => connections.push(serde_json::from_value(line.data).unwrap()),
-            "summary" => summary = Some(serde_json::from_value(line.data).unwrap()),
-            other => panic!("unknown line type {other}\n{out}"),
-        }
-    }
-    let summary = summary.unwrap_or_else(|| panic!("no summary line\n{out}"));
+    let (connections, summary) = ls_lines(&out);
     (connections, summary, out)
+}
+
+/// The `connection` lines of `ls --json` output and its last line, the
+/// `ls_summary`; panics on any other line.
+pub(crate) fn ls_lines(out: &Output) -> (Vec<Connection>, LsSummary) {
+    let mut all = messages(out);
+    let Some(Message::LsSummary(summary)) = all.pop() else {
+        panic!("the last line is not an ls_summary\n{out}");
+    };
+    let connections = all
+        .into_iter()
+        .map(|m| match m {
+            Message::Connection(c) => c,
+            other => panic!("not a connection: {other:?}\n{out}"),
+        })
+        .collect();
+    (connections, summary)
 }
 
 /// The connection from `local` to `remote`.
@@ -346,11 +301,11 @@ fn attach_switches_keepalive_on_in_a_running_client() {
     assert_eq!(
         c.options,
         Some(Options {
-            so_keepalive: false,
-            tcp_keepidle: defaults.idle as u32,
-            tcp_keepintvl: defaults.interval as u32,
-            tcp_keepcnt: defaults.count as u32,
-            tcp_user_timeout: 0,
+            keepalive: false,
+            idle: defaults.idle as u32,
+            interval: defaults.interval as u32,
+            count: defaults.count as u32,
+            user_timeout_ms: None,
         })
     );
     assert_eq!((summary.connections, summary.without_keepalive), (1, 1));
@@ -373,10 +328,14 @@ fn attach_switches_keepalive_on_in_a_running_client() {
     ]);
     out.assert_success();
     let want = format!(
-        "fd {} {local}->{remote}: SO_KEEPALIVE 0->1, TCP_KEEPIDLE {}->61, \
-         TCP_KEEPINTVL {}->11, TCP_KEEPCNT {}->7\n\
+        "fd {} {local}->{remote}: SO_KEEPALIVE 0->1, TCP_KEEPIDLE {}->1m1s, \
+         TCP_KEEPINTVL {}->11s, TCP_KEEPCNT {}->7\n\
          pid {} (python3): 1 changed, 0 unchanged\n",
-        p.fd, defaults.idle, defaults.interval, defaults.count, client.pid
+        p.fd,
+        units(defaults.idle),
+        units(defaults.interval),
+        defaults.count,
+        client.pid
     );
     assert_eq!(out.stdout, want, "{out}");
 
@@ -474,7 +433,7 @@ fn attach_to_a_listener_reaches_connections_accepted_later() {
         .find(|c| c.state == "listen")
         .expect("the listener");
     assert_eq!(listener.remote, None);
-    assert_eq!(listener.options.map(|o| o.so_keepalive), Some(true));
+    assert_eq!(listener.options.map(|o| o.keepalive), Some(true));
     assert_eq!((summary.connections, summary.without_keepalive), (1, 0));
     assert_eq!(summary.listening, 1);
 }
@@ -500,8 +459,8 @@ fn dry_run_changes_nothing() {
     out.assert_success();
     assert!(
         out.stdout.contains(&format!(
-            ": would change SO_KEEPALIVE 0->1, TCP_KEEPIDLE {}->61\n",
-            defaults.idle
+            ": would change SO_KEEPALIVE 0->1, TCP_KEEPIDLE {}->1m1s\n",
+            units(defaults.idle)
         )),
         "{out}"
     );
@@ -518,7 +477,7 @@ fn dry_run_changes_nothing() {
     assert_eq!(all[0].keepalive, Some(false));
 }
 
-/// No such process: one line, exit 1.
+/// No such process: one line, exit 2 (an error).
 #[test]
 fn missing_process_is_one_line() {
     // Above the largest pid_max the kernel allows (4194304).
@@ -527,7 +486,7 @@ fn missing_process_is_one_line() {
         &["ls", "--pid", "5000000"],
     ] {
         let out = keepalive(args);
-        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert_eq!(out.status.code(), Some(2), "{out}");
         assert_eq!(
             out.stderr, "keepalive: no process with pid 5000000\n",
             "{out}"
@@ -839,7 +798,7 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
         cmd.args(["attach", "--pid", &client.pid_arg(), "--idle", "61"]),
         TIMEOUT,
     );
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert_eq!(out.stdout, "", "{out}");
     assert_eq!(
         out.stderr,
@@ -851,20 +810,14 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
     );
     assert_eq!(client.only("client"), defaults, "the target changed");
     let (mine, _, _) = ls(&["--pid", &client.pid_arg()]);
-    assert_eq!(mine[0].options.map(|o| o.so_keepalive), Some(false));
+    assert_eq!(mine[0].options.map(|o| o.keepalive), Some(false));
 
     // What nobody's ls shows of the same connection: all but the owner.
     let mut ls_cmd = as_nobody(&bin).unwrap();
     let out = run(ls_cmd.args(["ls", "--json"]), TIMEOUT);
     out.assert_success();
     let local = addr("127.0.0.1", client_port);
-    let seen: Vec<Connection> = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
-        .filter(|l| l.r#type == "connection")
-        .map(|l| serde_json::from_value(l.data).unwrap())
-        .collect();
+    let (seen, _) = ls_lines(&out);
     let c = find(&seen, local, addr("127.0.0.1", port));
     assert!(c.processes.is_none(), "owner should be unknown: {c:?}");
     assert_eq!(c.keepalive, Some(false));

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::util::json::{Message, Netns as NetnsJson, SysctlValues, only_message};
 use crate::util::{Netns, Output, TIMEOUT, bare, run, skip, target_tempdir, tool};
 
 fn keepalive() -> Command {
@@ -35,6 +36,14 @@ fn read(ns: &Netns, key: &str) -> u64 {
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("{e}\n{out}"))
+}
+
+/// The one `sysctl` line of `keepalive sysctl --json` output.
+fn values(out: &Output) -> SysctlValues {
+    match only_message(out) {
+        Message::Sysctl(v) => v,
+        other => panic!("not a sysctl line: {other:?}\n{out}"),
+    }
 }
 
 fn host(key: &str) -> u64 {
@@ -70,27 +79,33 @@ const HEADER: &str = "# TCP keepalive defaults (TCP Keepalive HOWTO 3.2), read a
 fn show_reads_the_current_namespace() {
     let out = sysctl(&["--json"]);
     out.assert_success();
-    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
-    assert_eq!(line["type"], "sysctl", "{out}");
-    let data = &line["data"];
-    assert_eq!(
-        data["tcp_keepalive_time"],
+    let data = values(&out);
+    let (idle, interval, count) = (
         host("tcp_keepalive_time"),
-        "{out}"
-    );
-    assert_eq!(
-        data["tcp_keepalive_intvl"],
         host("tcp_keepalive_intvl"),
-        "{out}"
-    );
-    assert_eq!(
-        data["tcp_keepalive_probes"],
         host("tcp_keepalive_probes"),
+    );
+    let inode = std::fs::metadata("/proc/self/ns/net").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    assert_eq!(
+        data,
+        SysctlValues {
+            netns: NetnsJson {
+                inode: inode.unwrap(),
+                name: None,
+                path: None,
+                pid: None,
+                current: true,
+            },
+            idle,
+            interval,
+            count,
+            detection_secs: idle + interval * count,
+        },
         "{out}"
     );
-    let detection =
-        host("tcp_keepalive_time") + host("tcp_keepalive_intvl") * host("tcp_keepalive_probes");
-    assert_eq!(data["detection_secs"], detection, "{out}");
 }
 
 #[test]
@@ -175,31 +190,32 @@ fn pid_and_path_name_the_same_namespace() {
         .spawn()
         .unwrap();
     // ip execs sleep in place: the pid is the sleeper's, once it entered the namespace.
-    let pid = sleeper.id().to_string();
+    let pid = sleeper.id();
     let mut by_pid = None;
     for _ in 0..100 {
-        let out = sysctl(&["show", "--pid", &pid, "--json"]);
-        if out.stdout.contains("\"tcp_keepalive_intvl\":33") {
-            by_pid = Some(out);
+        let out = sysctl(&["show", "--pid", &pid.to_string(), "--json"]);
+        if out.status.success() && values(&out).interval == 33 {
+            by_pid = Some(values(&out));
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let by_path = sysctl(&[
-        "show",
-        "--netns",
-        &format!("/run/netns/{}", ns.name()),
-        "--json",
-    ]);
+    let path = format!("/run/netns/{}", ns.name());
+    let by_path = sysctl(&["show", "--netns", &path, "--json"]);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     let by_pid = by_pid.expect("--pid never showed the namespace's value");
-    assert!(
-        by_pid.stdout.contains(&format!("pid {pid} (net:[")),
-        "{by_pid}"
+    assert_eq!(by_pid.netns.pid, Some(pid), "{by_pid:?}");
+    assert!(!by_pid.netns.current, "{by_pid:?}");
+    let by_path_values = values(&by_path);
+    assert_eq!(by_path_values.interval, 33, "{by_path}");
+    assert_eq!(
+        by_path_values.netns.inode, by_pid.netns.inode,
+        "the same namespace\n{by_path}"
     );
-    assert!(
-        by_path.stdout.contains("\"tcp_keepalive_intvl\":33"),
+    assert_eq!(
+        by_path_values.netns.path.as_deref(),
+        Some(Path::new(&path)),
         "{by_path}"
     );
     assert_eq!(
@@ -239,11 +255,17 @@ fn bad_values_are_refused_before_anything_is_written() {
 fn set_without_values_is_a_usage_error() {
     let out = sysctl(&["set"]);
     assert_eq!(out.status.code(), Some(2), "{out}");
+    // clap's usage error, naming the values it wants.
     assert!(
         out.stderr
-            .contains("give at least one of --idle, --interval, --count"),
+            .contains("error: the following required arguments were not provided")
+            && out.stderr.contains("--idle")
+            && out.stderr.contains("--interval")
+            && out.stderr.contains("--count")
+            && out.stderr.contains("Usage: keepalive sysctl set"),
         "{out}"
     );
+    assert_eq!(out.stdout, "", "{out}");
 }
 
 #[test]
@@ -265,7 +287,7 @@ fn unprivileged_set_is_refused_and_changes_nothing() {
     if out.stderr.contains("Permission denied") && out.stderr.contains("setpriv") {
         skip!("nobody cannot run the test binary from here\n{out}");
     }
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert_eq!(out.stderr.lines().count(), 1, "{out}");
     assert!(
         out.stderr
@@ -416,7 +438,7 @@ fn persist_without_values_takes_the_live_ones() {
 #[test]
 fn unknown_namespace_is_one_clear_line() {
     let out = sysctl(&["show", "--netns", "ka-no-such-namespace"]);
-    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(
         out.stderr
             .contains("no network namespace named \"ka-no-such-namespace\""),
@@ -441,7 +463,7 @@ fn persist_from_another_namespace_needs_a_root() {
         panic!("the host's drop-in was written\n{set}\n{persist}");
     }
     for out in [&set, &persist] {
-        assert_eq!(out.status.code(), Some(1), "{out}");
+        assert_eq!(out.status.code(), Some(2), "{out}");
         assert!(
             out.stderr
                 .contains("give --root with the container's root directory"),

@@ -132,3 +132,26 @@ pub fn kernel_defaults() -> Keepalive {
     );
     defaults
 }
+
+/// Whole seconds as the CLI's text writes a duration, worked out here from
+/// its documented form: every non-zero unit of hours, minutes and seconds
+/// (`2h`, `1m15s`, `1h59m59s`).
+pub fn units(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out += &format!("{n}{unit}");
+        }
+    }
+    out
+}
+
+#[test]
+fn units_of_a_duration() {
+    assert_eq!(units(7200), "2h");
+    assert_eq!(units(75), "1m15s");
+    assert_eq!(units(7199), "1h59m59s");
+    assert_eq!(units(61), "1m1s");
+    assert_eq!(units(11), "11s");
+}

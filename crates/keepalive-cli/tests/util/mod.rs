@@ -3,6 +3,7 @@
 //! the children, strace and ss print.
 
 mod host;
+pub mod json;
 mod keepalive;
 mod netns;
 mod preload;
