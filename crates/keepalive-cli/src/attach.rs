@@ -176,7 +176,7 @@ fn changes_text(c: &[OptionChange]) -> String {
 fn value(option: KeepaliveOption, v: u32) -> String {
     match option {
         KeepaliveOption::Idle | KeepaliveOption::Interval => crate::human::secs(u64::from(v)),
-        KeepaliveOption::UserTimeout if v == 0 => "unset".to_owned(),
+        KeepaliveOption::UserTimeout if v == 0 => crate::human::KERNEL_DEFAULT.to_owned(),
         KeepaliveOption::UserTimeout => crate::human::millis(u64::from(v)),
         _ => v.to_string(),
     }
@@ -373,13 +373,13 @@ mod tests {
         assert_eq!(
             changes_text(&DEFAULT.changes_to(&after)),
             "SO_KEEPALIVE 0->1, TCP_KEEPIDLE 2h->1m, TCP_KEEPINTVL 1m15s->10s, TCP_KEEPCNT 9->6, \
-             TCP_USER_TIMEOUT unset->2m"
+             TCP_USER_TIMEOUT kernel default->2m"
         );
         assert_eq!(
             differences(&after, &DEFAULT),
             "SO_KEEPALIVE 0 (expected 1), TCP_KEEPIDLE 2h (expected 1m), \
              TCP_KEEPINTVL 1m15s (expected 10s), TCP_KEEPCNT 9 (expected 6), \
-             TCP_USER_TIMEOUT unset (expected 2m)"
+             TCP_USER_TIMEOUT kernel default (expected 2m)"
         );
     }
 
