@@ -112,7 +112,10 @@ fn run_user_timeout_with_unit() {
         env!("CARGO_BIN_EXE_keepalive"),
         "check",
     ]);
-    assert!(out.stdout.ends_with("TCP_USER_TIMEOUT = 1s500ms\n"), "{out}");
+    assert!(
+        out.stdout.ends_with("TCP_USER_TIMEOUT = 1s500ms\n"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -4,10 +4,16 @@ mod enforce;
 #[allow(unsafe_code, reason = "holds ld.so.preload's lock with libc::flock")]
 mod install;
 mod ls;
-#[allow(unsafe_code, reason = "the timeline reads CLOCK_MONOTONIC through libc")]
+#[allow(
+    unsafe_code,
+    reason = "the timeline reads CLOCK_MONOTONIC through libc"
+)]
 mod netns;
 mod preload;
 mod programs;
 mod sysctl;
-#[allow(unsafe_code, reason = "the helpers set socket options and spawn processes through libc")]
+#[allow(
+    unsafe_code,
+    reason = "the helpers set socket options and spawn processes through libc"
+)]
 mod util;

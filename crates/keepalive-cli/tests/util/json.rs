@@ -304,5 +304,8 @@ fn a_message_decodes_by_type_and_rejects_unknown_fields() {
     assert!(err.to_string().contains("unknown field `x`"), "{err}");
     let old = r#"{"type":"summary","data":{}}"#;
     let err = serde_json::from_str::<Message>(old).unwrap_err();
-    assert!(err.to_string().contains("unknown variant `summary`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown variant `summary`"),
+        "{err}"
+    );
 }
