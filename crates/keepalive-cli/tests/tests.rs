@@ -1,6 +1,8 @@
 mod cli;
+mod durations;
 #[allow(unsafe_code, reason = "kills a test process with libc::kill")]
 mod enforce;
+mod exit;
 #[allow(unsafe_code, reason = "holds ld.so.preload's lock with libc::flock")]
 mod install;
 mod ls;

@@ -255,3 +255,38 @@ fn run_enforce_minds_the_commands_own_cgroups() {
     );
     assert!(removed.status.success(), "{removed}");
 }
+
+/// `enforce --status --json` always prints its summary, even when nothing
+/// is enforced. Other tests enforce concurrently, so the summary is judged
+/// by the lines before it (see [`enforce_status`]), not against zero; one
+/// enforcement of our own shows in it while it lasts, and only then.
+#[test]
+fn status_ends_with_a_summary_that_counts_its_lines() {
+    if let Err(e) = keepalive_bpf::check_privileges() {
+        skip!("{e}");
+    }
+    if let Err(e) = Hierarchy::find() {
+        skip!("{e}");
+    }
+    enforce_status();
+    let cg = TestCgroup::new("status");
+    let ours = enforce(&["--cgroup", cg.arg(), "--idle", "13"]);
+    let (listed, summary) = enforce_status();
+    let mine: Vec<&Enforcement> = listed
+        .iter()
+        .filter(|e| e.cgroup_id == ours.cgroup_id)
+        .collect();
+    assert_eq!(mine.len(), 1, "{listed:#?}");
+    assert!(mine[0].attached, "{listed:#?}");
+    assert_eq!(mine[0].settings, Some(settings(13, None, None)));
+    assert!(
+        summary.enforcements >= 1 && summary.attached >= 1,
+        "{summary:?}"
+    );
+    remove(&["--cgroup", cg.arg()]);
+    let (listed, _) = enforce_status();
+    assert!(
+        listed.iter().all(|e| e.cgroup_id != ours.cgroup_id),
+        "{listed:#?}"
+    );
+}

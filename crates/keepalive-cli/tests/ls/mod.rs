@@ -26,6 +26,8 @@ use crate::util::{
 };
 
 mod attach;
+mod filters;
+mod pipe;
 mod ss;
 
 /// `server HOST`: listens on HOST, port 0, prints `listening port=P`, then
