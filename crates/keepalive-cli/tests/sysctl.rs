@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::json::{Message, Netns as NetnsJson, SysctlValues, only_message};
+use crate::util::json::{
+    Message, Netns as NetnsJson, Override, Persisted, SysctlChange, SysctlValues, messages,
+    only_message,
+};
 use crate::util::{Netns, Output, TIMEOUT, bare, run, skip, target_tempdir, tool};
 
 fn keepalive() -> Command {
@@ -509,5 +512,91 @@ fn set_output_comes_after_every_change() {
         std::fs::read_to_string(root.dropin())
             .unwrap()
             .contains("net.ipv4.tcp_keepalive_time = 400\n")
+    );
+}
+
+#[test]
+fn set_json_reports_each_change_and_the_new_values() {
+    let Some(ns) = netns() else { return };
+    let out = sysctl(&[
+        "set",
+        "--netns",
+        ns.name(),
+        "--idle",
+        "10m",
+        "--count",
+        "9",
+        "--json",
+    ]);
+    out.assert_success();
+    let lines = messages(&out);
+    let change = |setting: &str, key: &str, old, new| {
+        Message::Change(SysctlChange {
+            setting: setting.to_owned(),
+            key: format!("net.ipv4.{key}"),
+            old,
+            new,
+        })
+    };
+    let [idle, count, Message::Sysctl(now)] = &lines[..] else {
+        panic!("want two changes and the values\n{out}");
+    };
+    // A new namespace starts at the built-in 7200 / 75 / 9.
+    assert_eq!(
+        (idle, count),
+        (
+            &change("idle", "tcp_keepalive_time", 7200, 600),
+            &change("count", "tcp_keepalive_probes", 9, 9)
+        ),
+        "{out}"
+    );
+    assert_eq!(now.netns.name.as_deref(), Some(ns.name()), "{out}");
+    let path = format!("/run/netns/{}", ns.name());
+    assert_eq!(now.netns.path.as_deref(), Some(Path::new(&path)), "{out}");
+    assert!(!now.netns.current, "{out}");
+    // What the kernel now says inside the namespace.
+    let kernel = (
+        read(&ns, "tcp_keepalive_time"),
+        read(&ns, "tcp_keepalive_intvl"),
+        read(&ns, "tcp_keepalive_probes"),
+    );
+    assert_eq!(kernel, (600, 75, 9));
+    assert_eq!((now.idle, now.interval, now.count), kernel, "{out}");
+    assert_eq!(now.detection_secs, 600 + 75 * 9, "{out}");
+}
+
+#[test]
+fn persist_json_names_the_dropin_and_the_override() {
+    let root = Root::new("json");
+    std::fs::create_dir_all(root.0.path().join("etc")).unwrap();
+    let conf = root.0.path().join("etc/sysctl.conf");
+    std::fs::write(&conf, "# site\nnet.ipv4.tcp_keepalive_time = 7200\n").unwrap();
+    let out = sysctl(&["persist", "--root", root.arg(), "--idle", "600", "--json"]);
+    out.assert_success();
+    let lines = messages(&out);
+    assert_eq!(
+        lines,
+        [
+            Message::Persisted(Persisted {
+                path: root.dropin(),
+                changed: true,
+            }),
+            Message::Override(Override {
+                path: conf,
+                line: 2,
+                key: "net.ipv4.tcp_keepalive_time".to_owned(),
+                value: "7200".to_owned(),
+            }),
+        ],
+        "{out}"
+    );
+    assert!(root.dropin().is_file());
+    let again = sysctl(&["persist", "--root", root.arg(), "--idle", "600", "--json"]);
+    assert!(
+        matches!(
+            messages(&again).first(),
+            Some(Message::Persisted(Persisted { changed: false, .. }))
+        ),
+        "{again}"
     );
 }

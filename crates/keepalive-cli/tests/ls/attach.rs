@@ -2,6 +2,7 @@
 //! getsockopt, `ss -tno` and `ls`.
 
 use super::*;
+use crate::util::json::{AttachSummary, Change};
 
 /// `ls --pid` shows a connection without keepalive; `attach --pid` on the
 /// client switches it on, which the client's own getsockopt, `ss -tno` and
@@ -301,4 +302,86 @@ fn attach_without_the_right_is_refused_and_changes_nothing() {
         .find(|l| l.starts_with(&format!("{local} ")))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(row.contains(" unknown "), "{row}");
+}
+
+/// `attach --json`: one `attached` line with the options before and after
+/// (the latter as the program's own getsockopt then reports them) and the
+/// changes, then the `attach_summary`.
+#[test]
+fn attach_json_reports_before_after_and_changes() {
+    let python = match tools() {
+        Ok(p) => p,
+        Err(why) => skip!("{why}"),
+    };
+    let defaults = kernel_defaults();
+    let (_server, port) = Peer::server(python, "127.0.0.1");
+    let (client, client_port) = Peer::client(python, "127.0.0.1", port);
+    let out = keepalive(&[
+        "attach",
+        "--pid",
+        &client.pid_arg(),
+        "--idle",
+        "61",
+        "--json",
+    ]);
+    out.assert_success();
+    let mut lines = messages(&out);
+    assert_eq!(lines.len(), 2, "{out}");
+    let Some(Message::AttachSummary(summary)) = lines.pop() else {
+        panic!("the last line is not an attach_summary\n{out}");
+    };
+    let Some(Message::Attached(socket)) = lines.pop() else {
+        panic!("not an attached line\n{out}");
+    };
+    let before = Options {
+        keepalive: false,
+        idle: defaults.idle as u32,
+        interval: defaults.interval as u32,
+        count: defaults.count as u32,
+        user_timeout_ms: None,
+    };
+    let after = Options {
+        keepalive: true,
+        idle: 61,
+        ..before
+    };
+    assert_eq!(socket.state, "established", "{out}");
+    assert_eq!(socket.local, addr("127.0.0.1", client_port), "{out}");
+    assert_eq!(socket.remote, Some(addr("127.0.0.1", port)), "{out}");
+    assert_eq!(
+        (socket.before, socket.after),
+        (Some(before), Some(after)),
+        "{out}"
+    );
+    let change = |setting: &str, old, new| Change {
+        setting: setting.to_owned(),
+        old,
+        new,
+    };
+    assert_eq!(
+        socket.changes,
+        [
+            change("keepalive", 0, 1),
+            change("idle", defaults.idle as u32, 61)
+        ],
+        "{out}"
+    );
+    assert_eq!((socket.dry_run, socket.error.as_deref()), (false, None));
+    assert_eq!(
+        summary,
+        AttachSummary {
+            pid: client.pid,
+            command: "python3".to_owned(),
+            sockets: 1,
+            changed: 1,
+            unchanged: 0,
+            skipped: 0,
+            failed: 0,
+            dry_run: false,
+        },
+        "{out}"
+    );
+    // The program's own view agrees with `after`.
+    let own = client.only("client");
+    assert_eq!((own.on, own.idle), (1, 61));
 }
