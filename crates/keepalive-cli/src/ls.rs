@@ -247,6 +247,7 @@ fn processes_text(p: Option<&Vec<keepalive_diag::Owner>>) -> String {
         Some(v) if v.is_empty() => "-".to_owned(),
         Some(v) => {
             let mut pids: Vec<u32> = v.iter().map(|o| o.pid).collect();
+            pids.sort_unstable();
             pids.dedup();
             let first = &v[0];
             match pids.len() {
@@ -474,8 +475,8 @@ mod tests {
     #[test]
     fn a_shared_socket_shows_its_first_holder_and_how_many_more() {
         let mut owners: Vec<Owner> = (0..13).map(|i| owner(17801 + i, 3)).collect();
+        // The same process again, not next to its first entry.
         owners.push(owner(17801, 7));
-        owners.sort_by_key(|o| (o.pid, o.fd));
         assert_eq!(processes_text(Some(&owners)), "17801/python3 (+12)");
         assert_eq!(
             processes_text(Some(&vec![owner(42, 3), owner(42, 5)])),
