@@ -201,4 +201,3 @@ fn in_named_netns(dir: &Path) -> bool {
         std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == own.ino() && m.dev() == own.dev())
     })
 }
-

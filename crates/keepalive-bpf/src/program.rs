@@ -82,6 +82,29 @@ pub struct InvalidValue {
 }
 
 impl Policy {
+    /// `settings` enforced, with or without `force`. A `Settings` with
+    /// keepalive off has no policy: enforcing means keepalive on.
+    pub const fn new(settings: &Settings, force: bool) -> Policy {
+        Policy {
+            idle: settings.idle,
+            interval: settings.interval,
+            count: settings.count,
+            user_timeout: settings.user_timeout,
+            force,
+        }
+    }
+
+    /// The settings this policy sets: keepalive on, its values.
+    pub const fn settings(&self) -> Settings {
+        Settings {
+            idle: self.idle,
+            interval: self.interval,
+            count: self.count,
+            user_timeout: self.user_timeout,
+            ..Settings::new()
+        }
+    }
+
     /// The map value.
     pub fn to_bytes(&self) -> [u8; VALUE_SIZE] {
         let mut flags = 0;
@@ -114,14 +137,14 @@ impl Policy {
     /// enters it): the program then sets it as a fixed value, which spares
     /// it three `bpf_getsockopt` calls per connection.
     fn auto_millis(&self) -> Option<Millis> {
-        let settings = Settings {
-            idle: Some(self.idle?),
-            interval: Some(self.interval?),
-            count: Some(self.count?),
+        if self.idle.is_none() || self.interval.is_none() || self.count.is_none() {
+            return None;
+        }
+        let auto = Settings {
             user_timeout: Some(UserTimeout::Auto),
-            ..Settings::new()
+            ..self.settings()
         };
-        settings.user_timeout_ms(KernelDefaults::BUILTIN)
+        auto.user_timeout_ms(KernelDefaults::BUILTIN)
     }
 
     /// Decodes a map value.
@@ -295,6 +318,13 @@ pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_round_trip_through_a_policy() {
+        let p = policy();
+        assert_eq!(Policy::new(&p.settings(), p.force), p);
+        assert!(p.settings().enabled);
+    }
 
     fn policy() -> Policy {
         Policy {

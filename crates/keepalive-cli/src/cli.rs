@@ -227,20 +227,7 @@ impl SettingsArgs {
 
     /// The settings as an enforcement policy.
     pub fn policy(&self, force: bool) -> Policy {
-        let Settings {
-            idle,
-            interval,
-            count,
-            user_timeout,
-            ..
-        } = self.settings();
-        Policy {
-            idle,
-            interval,
-            count,
-            user_timeout,
-            force,
-        }
+        Policy::new(&self.settings(), force)
     }
 }
 

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use keepalive::{Settings, UserTimeout};
+use keepalive::UserTimeout;
 use keepalive_bpf::{Attachment, Change, Enforced, Enforcement, Policy, Removed};
 
 use crate::cli::EnforceArgs;
@@ -63,20 +63,9 @@ fn remove(cgroup: &Path, out: &Printer) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// The settings of a policy.
-fn settings(p: &Policy) -> Settings {
-    Settings {
-        idle: p.idle,
-        interval: p.interval,
-        count: p.count,
-        user_timeout: p.user_timeout,
-        ..Settings::new()
-    }
-}
-
 fn policy_json(p: &Policy) -> PolicyJson {
     PolicyJson {
-        settings: SettingsJson::from(&settings(p)),
+        settings: SettingsJson::from(&p.settings()),
         force: p.force,
     }
 }
@@ -283,7 +272,7 @@ mod tests {
             "idle 11s, interval 7s, count 3, user timeout 15s"
         );
         assert!(p.force);
-        assert_eq!(settings(&p), s.settings());
+        assert_eq!(p.settings(), s.settings());
         assert_eq!(
             describe(&SettingsArgs::default().policy(false)),
             "idle kernel default, interval kernel default, count kernel default, \

@@ -50,11 +50,8 @@ pub fn finish(result: anyhow::Result<Exit>) -> Exit {
 pub fn message(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
-        let text = match text.find(" (os error ") {
-            Some(at) if text.ends_with(')') => &text[..at],
-            _ => &text,
-        };
+        let text = without_error_numbers(&cause.to_string());
+        let text = text.as_str();
         if text.is_empty() || out.ends_with(text) {
             continue;
         }
@@ -76,6 +73,26 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 .and_then(serde_json::Error::io_error_kind)
                 == Some(io::ErrorKind::BrokenPipe)
     })
+}
+
+/// `text` without each ` (os error N)` std appends to an I/O error's words;
+/// whatever follows one (a hint) is kept.
+fn without_error_numbers(text: &str) -> String {
+    const MARK: &str = " (os error ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after.as_bytes().get(digits) == Some(&b')') {
+            out += &rest[..at];
+            rest = &after[digits + 1..];
+        } else {
+            out += &rest[..at + MARK.len()];
+            rest = after;
+        }
+    }
+    out + rest
 }
 
 #[cfg(test)]
@@ -129,6 +146,20 @@ mod tests {
         let err = anyhow::Error::from(io::Error::from_raw_os_error(13))
             .context("cannot read /etc/x: Permission denied");
         assert_eq!(message(&err), "cannot read /etc/x: Permission denied");
+    }
+
+    #[test]
+    fn a_hint_after_the_error_number_is_kept() {
+        assert_eq!(
+            without_error_numbers(
+                "cannot list: No such file or directory (os error 2) (no TCP sock_diag \
+                 support: is the tcp_diag module available?)"
+            ),
+            "cannot list: No such file or directory (no TCP sock_diag support: is the \
+             tcp_diag module available?)"
+        );
+        assert_eq!(without_error_numbers("a (os error x)"), "a (os error x)");
+        assert_eq!(without_error_numbers("plain"), "plain");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 /// `2h11m15s`, `1m`, `1s500ms`, `250ms`: every non-zero unit from hours
-/// down to seconds, and milliseconds below a minute. The output is a
-/// duration the command line and the preload's variables accept back.
+/// down to milliseconds (below that is dropped). The output is a duration
+/// the command line and the preload's variables accept back, exactly.
 pub fn duration(d: Duration) -> String {
     let secs = d.as_secs();
     let ms = d.subsec_millis();
@@ -23,7 +23,7 @@ pub fn duration(d: Duration) -> String {
     if s > 0 {
         out += &format!("{s}s");
     }
-    if ms > 0 && secs < 60 {
+    if ms > 0 {
         out += &format!("{ms}ms");
     }
     out
@@ -63,17 +63,20 @@ mod tests {
     }
 
     #[test]
-    fn milliseconds_below_a_minute() {
+    fn milliseconds_are_kept() {
         assert_eq!(millis(250), "250ms");
         assert_eq!(millis(0), "0ms");
         assert_eq!(millis(1500), "1s500ms");
         assert_eq!(millis(855_000), "14m15s");
-        assert_eq!(millis(60_500), "1m");
+        assert_eq!(millis(60_500), "1m500ms");
+        assert_eq!(millis(90_500), "1m30s500ms");
     }
 
     #[test]
     fn output_parses_back() {
-        for ms in [250, 1500, 59_999, 855_000, 7_875_000] {
+        for ms in [
+            250, 1500, 59_999, 60_001, 90_500, 855_000, 7_875_000, 7_875_001,
+        ] {
             let text = millis(ms);
             let back = keepalive::parse::parse_duration_ms(
                 text.as_bytes(),

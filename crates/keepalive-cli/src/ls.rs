@@ -193,7 +193,12 @@ fn timer_text(socket: &TcpSocket) -> String {
             _ => "off".to_owned(),
         };
     };
-    let left = human::duration(left);
+    // Time left, to the second once there is one: a timer's milliseconds
+    // are already gone when they are read.
+    let left = match left.as_secs() {
+        0 => human::duration(left),
+        secs => human::secs(secs),
+    };
     let hidden = match seen {
         KeepaliveSeen::Unknown => " (keepalive unknown)",
         _ => "",

@@ -93,9 +93,20 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let name = Path::new(program).display();
     // execvp's lookup, to say "not found" before creating anything.
-    if reach::resolve(program).is_none() {
-        eprintln!("keepalive: {name}: command not found");
-        return Ok(Exit::NotFound);
+    match reach::resolve(program) {
+        None => {
+            eprintln!("keepalive: {name}: command not found");
+            return Ok(Exit::NotFound);
+        }
+        Some(path) if path.is_dir() => {
+            eprintln!("keepalive: {name}: is a directory");
+            return Ok(Exit::CannotExecute);
+        }
+        Some(path) if !path.exists() => {
+            eprintln!("keepalive: {name}: command not found");
+            return Ok(Exit::NotFound);
+        }
+        Some(_) => {}
     }
     let policy = args.settings.policy(args.force);
     let scope = RunScope::create(&policy).context("run --enforce")?;
@@ -115,18 +126,21 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
             let cgroup = scope.cgroup().display().to_string();
             drop(scope);
             drop(foreground);
-            let (exit, hint) = match err.kind() {
-                std::io::ErrorKind::NotFound => (Exit::NotFound, "command not found".to_owned()),
-                std::io::ErrorKind::PermissionDenied => {
-                    (Exit::CannotExecute, "permission denied".to_owned())
+            let (exit, why) = match exec_error(Path::new(program), &err) {
+                // The exec is not what failed: the child's move into the
+                // cgroup did.
+                (Exit::CannotExecute, why)
+                    if err.kind() != std::io::ErrorKind::PermissionDenied
+                        && !Path::new(program).is_dir() =>
+                {
+                    (
+                        Exit::CannotExecute,
+                        format!("cannot execute it in cgroup {cgroup}: {why}"),
+                    )
                 }
-                // The exec, or the child's move into the cgroup, failed.
-                _ => (
-                    Exit::CannotExecute,
-                    format!("cannot execute it in cgroup {cgroup}"),
-                ),
+                other => other,
             };
-            eprintln!("keepalive: {name}: {hint} ({err})");
+            eprintln!("keepalive: {name}: {why}");
             return Ok(exit);
         }
     };
