@@ -157,6 +157,21 @@ impl Error {
 /// `Result<T, Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// True when this thread's network namespace is one of `dir`'s
+/// (`/run/netns/NAME`, as `ip netns add` makes them).
+fn in_named_netns(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(own) = std::fs::metadata("/proc/thread-self/ns/net") else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == own.ino() && m.dev() == own.dev())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,19 +200,4 @@ mod tests {
         .to_string();
         assert!(host.contains("mount -t cgroup2"), "{host}");
     }
-}
-
-/// True when this thread's network namespace is one of `dir`'s
-/// (`/run/netns/NAME`, as `ip netns add` makes them).
-fn in_named_netns(dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(own) = std::fs::metadata("/proc/thread-self/ns/net") else {
-        return false;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == own.ino() && m.dev() == own.dev())
-    })
 }

@@ -157,7 +157,10 @@ fn main() -> Result<()> {
         ),
     }
 
-    let scratch = ScratchDir::create()?;
+    let scratch = tempfile::Builder::new()
+        .prefix("keepalive-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let c_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c");
     let bench_socket = scratch.path().join("bench_socket");
     compile(
@@ -288,28 +291,6 @@ fn find_debian_library() -> Option<PathBuf> {
         .into_iter()
         .chain(DEBIAN_LIBRARY_PATHS.iter().map(PathBuf::from))
         .find(|path| path.is_file())
-}
-
-/// A temporary directory, removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn create() -> Result<Self> {
-        let path = env::temp_dir().join(format!("keepalive-bench-{}", std::process::id()));
-        fs::create_dir_all(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        Ok(Self(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        // Best effort: a leftover directory in the temp dir harms nothing.
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Compiles one C source with `$CC` (default `gcc`).

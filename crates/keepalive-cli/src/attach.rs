@@ -52,27 +52,35 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<Exit> {
     // Every duplicate first: without the right, nothing is changed (and
     // nothing printed).
     let mut taken: Vec<(HeldSocket, OwnedFd)> = Vec::new();
-    let mut skipped: Vec<(i32, u64, &str)> = Vec::new();
+    let mut skipped: Vec<(i32, u64, Gone)> = Vec::new();
     for held in keepalive_diag::held_sockets(&fds, &dump) {
-        let fd = held.fds[0];
-        match pidfd.socket(fd, held.socket.inode) {
-            Ok(Duplicate::Socket(dup)) => taken.push((held, dup)),
-            Ok(Duplicate::Closed) => {
-                skipped.push((fd, held.socket.inode, "closed since it was listed"))
+        // Each of the process's descriptors for the socket, until one is
+        // still that socket.
+        let mut gone = None;
+        let mut dup = None;
+        for &fd in &held.fds {
+            match pidfd.socket(fd, held.socket.inode) {
+                Ok(Duplicate::Socket(d)) => {
+                    dup = Some(d);
+                    break;
+                }
+                Ok(Duplicate::Closed) => gone = Some(Gone::Closed),
+                Ok(Duplicate::Reused) => gone = Some(Gone::Reused),
+                Err(e) => return Err(pidfd_error(ATTACHING, &e)),
             }
-            Ok(Duplicate::Reused) => skipped.push((
-                fd,
-                held.socket.inode,
-                "now another file (the number was reused)",
-            )),
-            Err(e) => return Err(pidfd_error(ATTACHING, &e)),
+        }
+        match (dup, gone) {
+            (Some(d), _) => taken.push((held, d)),
+            (None, gone) => {
+                skipped.push((held.fds[0], held.socket.inode, gone.unwrap_or(Gone::Closed)))
+            }
         }
     }
 
     let mut out = std::io::stdout().lock();
     let mut report = Report::new(args.json, args.dry_run);
-    for (fd, inode, why) in skipped {
-        report.skipped(&mut out, fd, inode, why)?;
+    for (fd, inode, gone) in skipped {
+        report.skipped(&mut out, fd, inode, gone)?;
     }
     for (held, dup) in &taken {
         let outcome = attach_one(dup, &settings, args.dry_run);
@@ -85,6 +93,32 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// Why a listed socket was left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gone {
+    /// Its descriptors were closed since it was listed.
+    Closed,
+    /// Its descriptor numbers now hold other files.
+    Reused,
+}
+
+impl Gone {
+    /// The JSON value.
+    fn code(self) -> &'static str {
+        match self {
+            Gone::Closed => "closed",
+            Gone::Reused => "reused",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Gone::Closed => "closed since it was listed",
+            Gone::Reused => "now another file (the number was reused)",
+        }
+    }
 }
 
 /// What happened to one socket.
@@ -287,14 +321,15 @@ impl Report {
         out: &mut impl Write,
         fd: i32,
         inode: u64,
-        reason: &str,
+        gone: Gone,
     ) -> anyhow::Result<()> {
         self.skipped += 1;
         if self.json {
+            let reason = gone.code();
             json::write(out, &Message::Skipped(Skipped { fd, inode, reason }))?;
             return Ok(());
         }
-        writeln!(out, "fd {fd}: {reason}, skipped")?;
+        writeln!(out, "fd {fd}: {}, skipped", gone.text())?;
         Ok(())
     }
 

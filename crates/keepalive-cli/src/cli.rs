@@ -320,7 +320,7 @@ pub struct CheckArgs {
 pub struct DefaultsArgs {
     /// net.ipv4.tcp_keepalive_time: idle time before the first probe, 1s..32767s.
     ///
-    /// A bare number is seconds; units s, m, h are accepted (600, 10m).
+    /// A bare number is seconds; units as systemd writes them are accepted (600, 10m, 1h30m).
     #[arg(long, value_name = "DURATION", value_parser = parse_idle, allow_hyphen_values = true)]
     pub idle: Option<Seconds>,
 

@@ -59,28 +59,32 @@ fn installed_library() -> PathBuf {
 pub fn install(args: &InstallArgs) -> anyhow::Result<Exit> {
     let mut said = Vec::new();
     let result = install_saying(args, &mut said);
-    print_lines(&said);
-    result
+    let printed = print_lines(&said);
+    result.and_then(|exit| printed.map(|()| exit))
 }
 
 pub fn uninstall(args: &UninstallArgs) -> anyhow::Result<Exit> {
     let mut said = Vec::new();
     let result = uninstall_saying(args, &mut said);
-    print_lines(&said);
-    result
+    let printed = print_lines(&said);
+    result.and_then(|exit| printed.map(|()| exit))
 }
 
 /// Prints what install or uninstall did, once it is done: a closed stdout
 /// (`keepalive install --global | true`) must not stop the work halfway,
 /// and is no error once the work is done.
-fn print_lines(lines: &[String]) {
+fn print_lines(lines: &[String]) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    for line in lines {
-        if writeln!(out, "{line}").is_err() {
-            return;
-        }
+    let written = lines
+        .iter()
+        .try_for_each(|line| writeln!(out, "{line}"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        // The work is done; a full disk under `> file` is still an error.
+        Err(e) => Err(anyhow::Error::from(e).context("the work was done, but not reported")),
+        Ok(()) => Ok(()),
     }
-    let _ = out.flush();
 }
 
 /// [`install`], with what it has to say pushed to `said`.

@@ -287,6 +287,8 @@ pub struct Attached<'a> {
 pub struct Skipped<'a> {
     pub fd: i32,
     pub inode: u64,
+    /// `closed` (since it was listed) or `reused` (the number now holds
+    /// another file).
     pub reason: &'a str,
 }
 

@@ -77,7 +77,29 @@ pub fn loadable(path: &Path) -> Result<(), String> {
     {
         return Err(format!("built for {:?}", file.architecture()));
     }
+    if is_pie(&data) {
+        return Err("a program, not a shared library".to_owned());
+    }
     Ok(())
+}
+
+/// True for a position-independent executable (`DF_1_PIE` in its dynamic
+/// section): an ELF shared object by its header, which ld.so refuses to
+/// preload.
+fn is_pie(data: &[u8]) -> bool {
+    use object::read::elf::{Dyn, ElfFile64, ProgramHeader};
+    let Ok(file) = ElfFile64::<object::Endianness>::parse(data) else {
+        return false;
+    };
+    let endian = file.endian();
+    file.elf_program_headers()
+        .iter()
+        .filter_map(|ph| ph.dynamic(endian, data).ok().flatten())
+        .flatten()
+        .any(|d| {
+            d.d_tag(endian) == object::elf::DT_FLAGS_1
+                && d.d_val(endian) & object::elf::DF_1_PIE.0 != 0
+        })
 }
 
 fn candidates(exe: &Path) -> Vec<PathBuf> {
@@ -106,6 +128,12 @@ mod tests {
         let text = dir.path().join("text.so");
         std::fs::write(&text, "not a library\n").unwrap();
         assert_eq!(loadable(&text), Err("not an ELF file".to_owned()));
+        // A program is refused, even a PIE one (ld.so would refuse it).
+        let exe = std::env::current_exe().unwrap();
+        assert!(loadable(&exe).is_err(), "{}", exe.display());
+        if Path::new("/bin/true").exists() {
+            assert!(loadable(Path::new("/bin/true")).is_err());
+        }
         // A real shared object of this machine is accepted.
         let libc_so = [
             "/lib/x86_64-linux-gnu/libc.so.6",

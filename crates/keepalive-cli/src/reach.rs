@@ -167,13 +167,10 @@ mod tests {
 
     #[test]
     fn env_script_resolves_its_interpreter() {
-        let dir = std::env::temp_dir().join(format!("keepalive-reach-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("s");
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
         std::fs::write(&script, "#!/usr/bin/env -S sh -e\necho\n").unwrap();
-        let got = interpreter(&script);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(got, resolve(OsStr::new("sh")));
+        assert_eq!(interpreter(&script), resolve(OsStr::new("sh")));
     }
 
     #[test]

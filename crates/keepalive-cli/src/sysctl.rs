@@ -123,6 +123,15 @@ struct Printer {
     json: bool,
 }
 
+/// A sysctl value's duration in words, after its raw value: ` (2h)` for
+/// the two times, nothing for the probe count.
+fn unit(key: SysctlKey, value: u64) -> String {
+    match key {
+        SysctlKey::Probes => String::new(),
+        _ => format!(" ({})", human::secs(value)),
+    }
+}
+
 /// Our name for a sysctl: the flag that sets it.
 fn setting(key: SysctlKey) -> &'static str {
     match key {
@@ -163,9 +172,23 @@ impl Printer {
                     }),
                 )?;
             } else if w.old == w.new {
-                writeln!(out, "{}: {} (unchanged)", w.key, w.old)?;
+                writeln!(
+                    out,
+                    "{}: {}{} (unchanged)",
+                    w.key,
+                    w.old,
+                    unit(w.key, w.old)
+                )?;
             } else {
-                writeln!(out, "{}: {} -> {}", w.key, w.old, w.new)?;
+                writeln!(
+                    out,
+                    "{}: {}{} -> {}{}",
+                    w.key,
+                    w.old,
+                    unit(w.key, w.old),
+                    w.new,
+                    unit(w.key, w.new)
+                )?;
             }
         }
         if !self.json {
@@ -243,6 +266,13 @@ fn render(ns: &NetNs, d: &KernelDefaults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_carry_their_unit() {
+        assert_eq!(unit(SysctlKey::Time, 7200), " (2h)");
+        assert_eq!(unit(SysctlKey::Intvl, 75), " (1m15s)");
+        assert_eq!(unit(SysctlKey::Probes, 9), "");
+    }
 
     #[test]
     fn render_shows_the_consequence() {

@@ -124,7 +124,8 @@ pub enum BareUnit {
 /// Parses a duration into milliseconds, without overflow: a bare number
 /// (read as `bare` says), or one or more `<number><unit>` parts, as
 /// systemd.time(7) writes them (`90s`, `10m`, `1h30m`, `90sec`, `2min`,
-/// `1h 30min`). White space around the value and between parts is ignored.
+/// `1h 30min`); a last part without a unit is read as `bare` says (`1h30`
+/// is 1 h 30 s). White space around the value and between parts is ignored.
 ///
 /// Units: `ms`/`msec`, `s`/`sec`/`second`/`seconds`,
 /// `m`/`min`/`minute`/`minutes`, `h`/`hr`/`hour`/`hours`, `d`/`day`/`days`.
@@ -170,7 +171,13 @@ pub fn parse_duration_ms(value: &[u8], bare: BareUnit) -> Result<u64, ErrorKind>
         let after = after.trim_ascii_start();
         let letters = after.iter().take_while(|b| b.is_ascii_alphabetic()).count();
         let (unit, after) = after.split_at(letters);
-        let factor = unit_ms(unit).ok_or(ErrorKind::BadUnit)?;
+        // A last bare number is in the default unit, as systemd reads
+        // `1h30` (1 h 30 s); one in the middle is an error.
+        let factor = match (unit, after.trim_ascii_start().is_empty(), bare) {
+            (b"", true, BareUnit::Seconds) => 1000,
+            (b"", true, BareUnit::Millis) => 1,
+            _ => unit_ms(unit).ok_or(ErrorKind::BadUnit)?,
+        };
         // An overflow anywhere makes the whole value too large, but the
         // rest must still be well-formed for that to be the reason.
         total = total
@@ -469,7 +476,16 @@ mod tests {
         assert_eq!(parse_seconds(b"1m30s").map(Seconds::get), Ok(90));
         assert_eq!(parse_seconds(b"1s500ms"), Err(ErrorKind::NotWholeSeconds));
         assert_eq!(parse_seconds(b"1d"), Err(ErrorKind::TooLarge));
-        assert_eq!(parse_seconds(b"1h30"), Err(ErrorKind::BadUnit));
+        assert_eq!(parse_seconds(b"1h30").map(Seconds::get), Ok(3630));
+        assert_eq!(parse_seconds(b"1h 30 5m"), Err(ErrorKind::BadUnit));
+        assert_eq!(
+            parse_user_timeout(b"1s500", BareUnit::Millis),
+            Ok(UserTimeout::Millis(Millis::new(1500).unwrap()))
+        );
+        assert_eq!(
+            parse_user_timeout(b"1s500", BareUnit::Required),
+            Err(ErrorKind::BadUnit)
+        );
         assert_eq!(parse_seconds(b"1h x"), Err(ErrorKind::BadUnit));
         assert_eq!(parse_seconds(b"1hh"), Err(ErrorKind::BadUnit));
         assert_eq!(

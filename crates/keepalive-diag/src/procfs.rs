@@ -184,36 +184,29 @@ fn denied(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
-    use std::path::PathBuf;
 
     use super::*;
 
     /// A fake proc root, removed on drop.
-    struct FakeProc(PathBuf);
+    struct FakeProc(tempfile::TempDir);
 
     impl FakeProc {
-        fn new(name: &str) -> FakeProc {
-            let dir = std::env::temp_dir()
-                .join(format!("keepalive-diag-proc-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            FakeProc(dir)
+        fn new() -> FakeProc {
+            FakeProc(tempfile::tempdir().unwrap())
+        }
+
+        fn root(&self) -> &Path {
+            self.0.path()
         }
 
         /// Process `pid` named `comm` with descriptors `fd -> target`.
         fn process(&self, pid: u32, comm: &str, fds: &[(i32, &str)]) {
-            let dir = self.0.join(pid.to_string());
+            let dir = self.root().join(pid.to_string());
             std::fs::create_dir_all(dir.join("fd")).unwrap();
             std::fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
             for (fd, target) in fds {
                 symlink(target, dir.join("fd").join(fd.to_string())).unwrap();
             }
-        }
-    }
-
-    impl Drop for FakeProc {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 
@@ -229,7 +222,7 @@ mod tests {
 
     #[test]
     fn sockets_of_one_process() {
-        let p = FakeProc::new("one");
+        let p = FakeProc::new();
         p.process(
             42,
             "nginx",
@@ -241,26 +234,26 @@ mod tests {
             ],
         );
         assert_eq!(
-            process_sockets(&p.0, 42).unwrap(),
+            process_sockets(p.root(), 42).unwrap(),
             [
                 SocketFd { fd: 3, inode: 300 },
                 SocketFd { fd: 7, inode: 700 }
             ]
         );
-        assert_eq!(command(&p.0, 42).as_deref(), Some("nginx"));
-        let e = process_sockets(&p.0, 43).unwrap_err();
+        assert_eq!(command(p.root(), 42).as_deref(), Some("nginx"));
+        let e = process_sockets(p.root(), 43).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
     fn scan_maps_inodes_to_every_holder() {
-        let p = FakeProc::new("scan");
+        let p = FakeProc::new();
         p.process(10, "master", &[(5, "socket:[500]")]);
         p.process(11, "worker", &[(5, "socket:[500]"), (6, "socket:[600]")]);
         p.process(12, "other", &[(1, "/dev/null")]);
-        std::fs::create_dir_all(p.0.join("self")).unwrap();
-        std::fs::write(p.0.join("uptime"), "1 1\n").unwrap();
-        let owners = Owners::scan(&p.0).unwrap();
+        std::fs::create_dir_all(p.root().join("self")).unwrap();
+        std::fs::write(p.root().join("uptime"), "1 1\n").unwrap();
+        let owners = Owners::scan(p.root()).unwrap();
         assert_eq!(
             owners.get(500),
             [
@@ -285,10 +278,10 @@ mod tests {
     fn a_process_without_fd_directory_is_skipped() {
         // A kernel thread's or an exiting process's fd directory is
         // missing or empty: that is no reason to call an owner unknown.
-        let p = FakeProc::new("nofd");
-        std::fs::create_dir_all(p.0.join("2")).unwrap();
+        let p = FakeProc::new();
+        std::fs::create_dir_all(p.root().join("2")).unwrap();
         p.process(3, "x", &[(3, "socket:[3]")]);
-        let owners = Owners::scan(&p.0).unwrap();
+        let owners = Owners::scan(p.root()).unwrap();
         assert_eq!(owners.get(3)[0].pid, 3);
         assert_eq!(owners.denied(), 0);
     }
@@ -304,10 +297,10 @@ mod tests {
 
     #[test]
     fn of_process_reads_one() {
-        let p = FakeProc::new("ofproc");
+        let p = FakeProc::new();
         p.process(10, "a", &[(5, "socket:[500]")]);
         p.process(11, "b", &[(6, "socket:[600]")]);
-        let owners = Owners::of_process(&p.0, 11).unwrap();
+        let owners = Owners::of_process(p.root(), 11).unwrap();
         assert!(owners.get(500).is_empty());
         assert_eq!(owners.get(600)[0].command, "b");
     }

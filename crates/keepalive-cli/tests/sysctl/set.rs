@@ -21,7 +21,7 @@ fn set_in_a_namespace_leaves_the_host_alone() {
     // A new namespace starts at the built-in 7200 / 75 / 9.
     assert!(
         out.stdout
-            .contains("net.ipv4.tcp_keepalive_time: 7200 -> 600\n"),
+            .contains("net.ipv4.tcp_keepalive_time: 7200 (2h) -> 600 (10m)\n"),
         "{out}"
     );
     assert!(
@@ -64,7 +64,7 @@ fn set_writes_only_what_changes() {
     out.assert_success();
     assert!(
         out.stdout
-            .contains("net.ipv4.tcp_keepalive_time: 7200 (unchanged)\n"),
+            .contains("net.ipv4.tcp_keepalive_time: 7200 (2h) (unchanged)\n"),
         "{out}"
     );
     assert!(
