@@ -105,6 +105,30 @@ fn run_a_directory_is_126_with_one_exact_line() {
     assert_eq!(out.stderr, "keepalive: /tmp: is a directory\n", "{out}");
 }
 
+/// `run --enforce` says the same words, once, before it makes a cgroup
+/// (so it needs no privilege to say them).
+#[test]
+fn run_enforce_says_why_a_command_cannot_run_once() {
+    for (command, code, line) in [
+        ("/tmp", 126, "keepalive: /tmp: is a directory\n"),
+        (
+            "nosuchcmd",
+            127,
+            "keepalive: nosuchcmd: command not found\n",
+        ),
+        (
+            "./no/such/file",
+            127,
+            "keepalive: ./no/such/file: command not found\n",
+        ),
+    ] {
+        let out = keepalive_out(&["run", "--enforce", "--", command]);
+        assert_eq!(out.status.code(), Some(code), "{out}");
+        assert_eq!(out.stderr, line, "{out}");
+        assert!(!out.stderr.contains("os error"), "{out}");
+    }
+}
+
 /// A `KEEPALIVE_LIBRARY` that is no shared object is refused before the
 /// command runs: the command would have made a marker file.
 #[test]

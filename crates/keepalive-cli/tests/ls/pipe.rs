@@ -59,3 +59,47 @@ fn ls_into_a_pipe_closed_after_one_byte_exits_0_quietly() {
         assert_eq!(out.stderr, "", "{args:?}\n{out}");
     }
 }
+
+/// One JSON line longer than the pipe buffer: the reader goes away while
+/// ls is inside that one line (serde_json's write, not the newline's).
+#[test]
+fn one_json_line_longer_than_a_pipe_closed_after_one_byte_exits_0_quietly() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    const COPIES: usize = 2000;
+    // One socket held at COPIES + 1 descriptors of this process: its
+    // `processes` array alone is over 64 KiB.
+    let limit = getrlimit(Resource::Nofile);
+    let needed = COPIES as u64 + 4096;
+    if limit.current.is_some_and(|c| c < needed) {
+        let raised = rustix::process::Rlimit {
+            current: Some(needed),
+            maximum: limit.maximum,
+        };
+        if limit.maximum.is_some_and(|m| m < needed) || setrlimit(Resource::Nofile, raised).is_err()
+        {
+            eprintln!("skipped: cannot hold {COPIES} descriptors (RLIMIT_NOFILE)");
+            return;
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (_server, _) = listener.accept().expect("accept");
+    let copies: Vec<TcpStream> = (0..COPIES)
+        .map(|_| client.try_clone().expect("dup"))
+        .collect();
+    let port = port.to_string();
+    let args = ["ls", "--json", "--port", &port, "--state", "all"];
+    let full = keepalive(&args);
+    full.assert_success();
+    let longest = full.stdout.lines().map(str::len).max().unwrap_or(0);
+    assert!(
+        longest > 64 * 1024,
+        "the longest line is {longest} bytes: a pipe would hold it\n{full}"
+    );
+    let (got, out) = head_c1(&args);
+    assert_eq!(got, b"{", "{out}");
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(out.stderr, "", "{out}");
+    drop(copies);
+}
