@@ -153,7 +153,7 @@ fn attach_one(dup: &OwnedFd, settings: &Settings, dry_run: bool) -> Outcome {
         return Outcome {
             before: Some(before),
             after: KeepaliveState::read(dup).ok(),
-            error: Some(e.to_string()),
+            error: Some(crate::exit::without_error_numbers(&e.to_string())),
         };
     }
     match KeepaliveState::read(dup) {

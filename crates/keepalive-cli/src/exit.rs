@@ -77,7 +77,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// `text` without each ` (os error N)` std appends to an I/O error's words;
 /// whatever follows one (a hint) is kept.
-fn without_error_numbers(text: &str) -> String {
+pub fn without_error_numbers(text: &str) -> String {
     const MARK: &str = " (os error ";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

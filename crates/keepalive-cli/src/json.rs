@@ -199,7 +199,9 @@ pub struct CheckedSocket {
 /// One option that differs, before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// `keepalive`, `idle`, `interval`, `count` or `user_timeout_ms`.
+    /// `keepalive`, `idle`, `interval`, `count` or `user_timeout_ms`; the
+    /// values as getsockopt reports them (`keepalive` 0 or 1,
+    /// `user_timeout_ms` 0 when unset).
     pub setting: &'static str,
     pub old: u32,
     pub new: u32,
