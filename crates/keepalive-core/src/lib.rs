@@ -20,6 +20,7 @@ mod settings;
 mod sockopt;
 pub mod sys;
 mod sysctl;
+mod value;
 
 pub use settings::{Millis, ProbeCount, RangeError, Seconds, Settings, UserTimeout};
 pub use sockopt::{Applied, IPPROTO_MPTCP, Plan, SockOpt, can_listen, is_tcp, is_tcp_protocol};
