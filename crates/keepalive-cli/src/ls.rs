@@ -410,6 +410,7 @@ mod tests {
             inode: 1234,
             cookie: 1,
             interface: 0,
+            info: None,
         }
     }
 

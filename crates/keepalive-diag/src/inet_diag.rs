@@ -7,7 +7,9 @@
 //! `struct inet_diag_req_v2`, `struct inet_diag_sockid` and
 //! `struct inet_diag_msg` in
 //! <https://github.com/torvalds/linux/blob/v6.18/include/uapi/linux/inet_diag.h>.
-//! See sock_diag(7).
+//! See sock_diag(7). The request asks for one extension, `INET_DIAG_INFO`
+//! (`struct tcp_info`, decoded by `tcp_info`), for the connections' idle
+//! times.
 //!
 //! Kernel bytes are never indexed: every field is read with `.get(..)` at
 //! its `offset_of!` offset, so a short or lying message is an error, never a
@@ -22,6 +24,7 @@ use crate::netlink::{
     ReplyError, field, u32_at,
 };
 use crate::tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};
+use crate::tcp_info::{EXT_INFO, INET_DIAG_INFO, TcpInfo};
 
 /// `NETLINK_SOCK_DIAG`, the netlink family of sock_diag(7).
 pub const NETLINK_SOCK_DIAG: i32 = 4;
@@ -51,7 +54,8 @@ const _: () = assert!(size_of::<InetDiagSockId>() == 48);
 struct InetDiagReqV2 {
     family: u8,
     protocol: u8,
-    /// Bit mask of extensions asked for (`INET_DIAG_INFO`, ...): none.
+    /// Bit mask of extensions asked for: bit `n - 1` for attribute `n`
+    /// (`INET_DIAG_INFO` only).
     ext: u8,
     pad: u8,
     /// Bit mask of TCP states, bit `1 << state`.
@@ -84,7 +88,8 @@ const _: () = assert!(size_of::<InetDiagMsg>() == 72);
 pub const REQUEST_LEN: usize = HEADER_LEN + size_of::<InetDiagReqV2>();
 
 /// Encodes `SOCK_DIAG_BY_FAMILY` with `NLM_F_REQUEST | NLM_F_DUMP` for the
-/// TCP sockets of `family` in `states`, no extension asked for.
+/// TCP sockets of `family` in `states`, asking for the `INET_DIAG_INFO`
+/// extension (`struct tcp_info`).
 pub fn request(family: Family, states: StateSet, seq: u32) -> [u8; REQUEST_LEN] {
     let hdr = NlMsgHdr {
         len: REQUEST_LEN as u32,
@@ -96,6 +101,7 @@ pub fn request(family: Family, states: StateSet, seq: u32) -> [u8; REQUEST_LEN] 
     let req = InetDiagReqV2 {
         family: family.code(),
         protocol: IPPROTO_TCP,
+        ext: EXT_INFO,
         states: states.bits(),
         ..InetDiagReqV2::default()
     };
@@ -159,9 +165,9 @@ impl InetDiagMsg {
         })
     }
 
-    /// The socket it describes; `None` for a family other than
-    /// `AF_INET`/`AF_INET6`.
-    fn socket(&self) -> Option<TcpSocket> {
+    /// The socket it describes, with `info` from its `INET_DIAG_INFO`
+    /// attribute; `None` for a family other than `AF_INET`/`AF_INET6`.
+    fn socket(&self, info: Option<TcpInfo>) -> Option<TcpSocket> {
         let family = Family::from_code(self.family)?;
         let id = &self.id;
         Some(TcpSocket {
@@ -180,6 +186,7 @@ impl InetDiagMsg {
             inode: u64::from(self.inode),
             cookie: u64::from(id.cookie[0]) | (u64::from(id.cookie[1]) << 32),
             interface: id.interface,
+            info,
         })
     }
 }
@@ -206,14 +213,20 @@ fn address(family: Family, raw: [u8; 16], port: [u8; 2], interface: u32) -> Sock
 }
 
 /// One `SOCK_DIAG_BY_FAMILY` payload: `struct inet_diag_msg`, then
-/// attributes, which are checked and skipped (none was asked for; what
-/// the kernel adds anyway, `INET_DIAG_SHUTDOWN`..., is not used).
+/// attributes, which are checked; `INET_DIAG_INFO` is decoded (absent for
+/// TIME_WAIT and request sockets, and too short or a listener's: no
+/// [`TcpInfo`]), the others (`INET_DIAG_SHUTDOWN`, ...) skipped.
 fn decode(payload: &[u8]) -> Result<TcpSocket, PayloadError> {
     let msg = InetDiagMsg::read(payload).ok_or((ParseErrorKind::TruncatedPayload, 0))?;
     let fixed = size_of::<InetDiagMsg>();
-    netlink::check_attributes(&payload[fixed..])
-        .map_err(|at| (ParseErrorKind::BadAttribute, fixed + at))?;
-    msg.socket()
+    let mut info = None;
+    netlink::attributes(&payload[fixed..], |ty, value| {
+        if ty == INET_DIAG_INFO {
+            info = TcpInfo::parse(value);
+        }
+    })
+    .map_err(|at| (ParseErrorKind::BadAttribute, fixed + at))?;
+    msg.socket(info)
         .ok_or((ParseErrorKind::UnknownFamily(msg.family), 0))
 }
 
@@ -242,6 +255,7 @@ mod tests {
     use crate::netlink::tests::{done, header};
     use crate::netlink::{NLM_F_DUMP_INTR, NLM_F_MULTI, ParseError};
     use crate::tcp::{AF_INET, AF_INET6};
+    use crate::tcp_info::tests::golden;
 
     const SEQ: u32 = 7;
 
@@ -270,6 +284,20 @@ mod tests {
         p.extend_from_slice(&[0, 0, 0, 0]); // value + padding
         let mut m = header(16 + p.len(), SOCK_DIAG_BY_FAMILY, flags, seq);
         m.extend_from_slice(&p);
+        m
+    }
+
+    /// [`inet_msg`] with an `INET_DIAG_INFO` attribute of `info` after
+    /// its `INET_DIAG_SHUTDOWN`.
+    fn inet_msg_with_info(seq: u32, info: &[u8]) -> Vec<u8> {
+        let mut m = inet_msg(seq, NLM_F_MULTI);
+        let len = 4 + info.len();
+        m.extend_from_slice(&(len as u16).to_ne_bytes());
+        m.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
+        m.extend_from_slice(info);
+        m.resize(netlink::align4(m.len()), 0);
+        let total = m.len() as u32;
+        m[..4].copy_from_slice(&total.to_ne_bytes());
         m
     }
 
@@ -310,7 +338,7 @@ mod tests {
             3,
         );
         let mut want = header(72, 20, 0x0301, 3);
-        want.extend_from_slice(&[10, 6, 0, 0]);
+        want.extend_from_slice(&[10, 6, 0x02, 0]); // INET_DIAG_INFO asked
         want.extend_from_slice(&0x0402u32.to_ne_bytes());
         want.extend_from_slice(&[0; 48]);
         assert_eq!(r.to_vec(), want);
@@ -338,8 +366,36 @@ mod tests {
                 inode: 123_456,
                 cookie: 0x2_0000_0001,
                 interface: 0,
+                info: None,
             }]
         );
+    }
+
+    #[test]
+    fn tcp_info_attribute() {
+        let (r, out) = parse_all(&inet_msg_with_info(SEQ, &golden(1)));
+        assert_eq!(r, Ok(Progress::More));
+        let info = out[0].info.expect("tcp_info decoded");
+        assert_eq!(
+            info,
+            TcpInfo {
+                last_data_sent: Duration::from_millis(1500),
+                last_data_recv: Duration::from_millis(2500),
+                last_ack_recv: Duration::from_millis(1400),
+                probes: 2,
+            }
+        );
+        assert_eq!(out[0].idle(), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn short_tcp_info_is_no_info() {
+        // A cut struct: the socket is still listed, without idle times.
+        let (r, out) = parse_all(&inet_msg_with_info(SEQ, &golden(1)[..40]));
+        assert_eq!(r, Ok(Progress::More));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].info, None);
+        assert_eq!(out[0].idle(), None);
     }
 
     #[test]
@@ -416,7 +472,7 @@ mod tests {
         // A cheap fuzz: every one-byte change of a valid reply parses or
         // fails cleanly, with an error that points inside the datagram and
         // never more sockets than it holds messages.
-        let mut valid = inet_msg(SEQ, NLM_F_MULTI);
+        let mut valid = inet_msg_with_info(SEQ, &golden(1)[..64]);
         valid.extend(inet6_listener(SEQ, NLM_F_MULTI));
         valid.extend(done(SEQ, 0));
         let (mut failed, mut parsed) = (0, 0);

@@ -6,9 +6,10 @@
 //!
 //! - [`tcp_sockets`] lists the TCP sockets (IPv4 and IPv6) of the calling
 //!   thread's network namespace through sock_diag netlink (inet_diag), each
-//!   a [`TcpSocket`] with its addresses, state, uid, inode and pending
-//!   timer. The request encoder and reply parser ([`request`], [`parse`])
-//!   are pure, as is the netlink framing under them.
+//!   a [`TcpSocket`] with its addresses, state, uid, inode, pending timer
+//!   and, from `struct tcp_info`, its idle times ([`TcpInfo`]). The
+//!   request encoder and reply parser ([`request`], [`parse`]) are pure,
+//!   as is the netlink framing under them.
 //! - [`Owners`] and [`process_sockets`] map socket inodes to processes
 //!   through `/proc/PID/fd`, counting the processes it may not read.
 //! - [`held_sockets`] joins one process's descriptors with a dump (each
@@ -28,7 +29,8 @@
 //! What it won't do: enter a network namespace (run [`tcp_sockets`] on a
 //! thread inside one, e.g. with `keepalive::host::NetNs::run`), filter
 //! sockets in the kernel (bytecode filters), ask for the optional
-//! extensions (`tcp_info`, memory), list UDP, UNIX and other sockets, set
+//! extensions other than `tcp_info` (memory, congestion control), list
+//! UDP, UNIX and other sockets, set
 //! options (that is `keepalive::apply`, on a duplicate), or render
 //! anything. It makes its system calls through rustix's safe API and has
 //! no `unsafe` code.
@@ -43,6 +45,7 @@ mod seen;
 mod sock_diag;
 mod sys;
 mod tcp;
+mod tcp_info;
 
 pub use held::{HeldSocket, Listed, held_sockets, listed_sockets};
 pub use inet_diag::{NETLINK_SOCK_DIAG, REQUEST_LEN, SOCK_DIAG_BY_FAMILY, parse, request};
@@ -53,3 +56,4 @@ pub use procfs::{Owner, Owners, PROC, SocketFd, command, process_sockets, socket
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};
 pub use tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};
+pub use tcp_info::TcpInfo;

@@ -267,17 +267,26 @@ pub(crate) fn walk(
     })
 }
 
+/// `NLA_TYPE_MASK`: the type bits of `nla_type`, without the
+/// `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER` flags.
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
 /// Walks the attributes (`struct nlattr` + value, each padded to 4 bytes)
-/// that follow a message's fixed part; on error, the offset of the bad
-/// one. Their types are not looked at.
-pub(crate) fn check_attributes(mut attrs: &[u8]) -> Result<(), usize> {
+/// that follow a message's fixed part, handing each one's type (flags
+/// masked off) and value to `attribute`; on error, the offset of the bad
+/// one (those before it were handed over).
+pub(crate) fn attributes(
+    mut attrs: &[u8],
+    mut attribute: impl FnMut(u16, &[u8]),
+) -> Result<(), usize> {
     let mut at = 0;
     while !attrs.is_empty() {
         let len = u16_at(attrs, offset_of!(NlAttr, len)).ok_or(at)? as usize;
-        let _ty = u16_at(attrs, offset_of!(NlAttr, ty)).ok_or(at)?;
+        let ty = u16_at(attrs, offset_of!(NlAttr, ty)).ok_or(at)?;
         if len < size_of::<NlAttr>() || len > attrs.len() {
             return Err(at);
         }
+        attribute(ty & NLA_TYPE_MASK, &attrs[size_of::<NlAttr>()..len]);
         let step = align4(len).min(attrs.len());
         attrs = &attrs[step..];
         at += step;
@@ -503,23 +512,35 @@ pub(crate) mod tests {
         );
     }
 
+    /// The attributes of `buf`, as (type, value).
+    fn attrs_of(buf: &[u8]) -> Result<Vec<(u16, Vec<u8>)>, usize> {
+        let mut seen = Vec::new();
+        attributes(buf, |ty, v| seen.push((ty, v.to_vec())))?;
+        Ok(seen)
+    }
+
     #[test]
-    fn attributes() {
-        let attr = |len: u16, value: &[u8]| {
+    fn attributes_walk() {
+        let attr = |len: u16, ty: u16, value: &[u8]| {
             let mut a = len.to_ne_bytes().to_vec();
-            a.extend_from_slice(&8u16.to_ne_bytes());
+            a.extend_from_slice(&ty.to_ne_bytes());
             a.extend_from_slice(value);
             a
         };
-        // One u8 attribute (5 bytes, padded to 8), then an empty one.
-        let mut good = attr(5, &[1, 0, 0, 0]);
-        good.extend(attr(4, &[]));
-        assert_eq!(check_attributes(&good), Ok(()));
-        assert_eq!(check_attributes(&[]), Ok(()));
-        let mut past = attr(5, &[1, 0, 0, 0]);
-        past.extend(attr(200, &[]));
-        assert_eq!(check_attributes(&past), Err(8), "runs past its message");
-        assert_eq!(check_attributes(&attr(2, &[])), Err(0), "below its header");
-        assert_eq!(check_attributes(&[4, 0]), Err(0), "a cut header");
+        // One u8 attribute (5 bytes, padded to 8), an empty one, and a
+        // nested one (NLA_F_NESTED) with a u32.
+        let mut good = attr(5, 8, &[1, 0, 0, 0]);
+        good.extend(attr(4, 2, &[]));
+        good.extend(attr(8, 0x8000 | 3, &[9, 9, 9, 9]));
+        assert_eq!(
+            attrs_of(&good),
+            Ok(vec![(8, vec![1]), (2, vec![]), (3, vec![9, 9, 9, 9])])
+        );
+        assert_eq!(attrs_of(&[]), Ok(vec![]));
+        let mut past = attr(5, 8, &[1, 0, 0, 0]);
+        past.extend(attr(200, 8, &[]));
+        assert_eq!(attrs_of(&past), Err(8), "runs past its message");
+        assert_eq!(attrs_of(&attr(2, 8, &[])), Err(0), "below its header");
+        assert_eq!(attrs_of(&[4, 0]), Err(0), "a cut header");
     }
 }

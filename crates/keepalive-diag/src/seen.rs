@@ -110,6 +110,7 @@ pub(crate) mod tests {
             inode: 1234,
             cookie: 1,
             interface: 0,
+            info: None,
         }
     }
 

@@ -165,6 +165,42 @@ mod tests {
     }
 
     #[test]
+    fn idle_time_of_a_real_connection() {
+        use std::io::{Read, Write};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut a, _) = l.accept().unwrap();
+        // Data one way, then idle: the client sent, the server received.
+        c.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        a.read_exact(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        let all = tcp_sockets(StateSet::ESTABLISHED.union(StateSet::LISTEN)).unwrap();
+        let find = |inode| all.iter().find(|s| s.inode == inode).unwrap();
+        for end in [&c, &a] {
+            let s = find(socket_inode(end).unwrap().unwrap());
+            let info = s.info.expect("tcp_info of an established connection");
+            let idle = s.idle().unwrap();
+            assert!(idle >= Duration::from_secs(1), "{info:?}");
+            assert!(idle < Duration::from_secs(30), "{info:?}");
+            assert!(info.last_ack_recv >= Duration::from_secs(1), "{info:?}");
+            assert_eq!(info.probes, 0);
+        }
+        let listener = find(socket_inode(&l).unwrap().unwrap());
+        assert_eq!(listener.info, None, "a listener has no idle time");
+        // Data the other way resets idle, and tells the fields apart: the
+        // client received just now and last sent over a second ago.
+        a.write_all(b"pong").unwrap();
+        c.read_exact(&mut buf).unwrap();
+        let all = tcp_sockets(StateSet::ESTABLISHED).unwrap();
+        let inode = socket_inode(&c).unwrap().unwrap();
+        let info = all.iter().find(|s| s.inode == inode).unwrap().info.unwrap();
+        assert!(info.idle() < Duration::from_secs(1), "{info:?}");
+        assert!(info.last_data_recv < Duration::from_secs(1), "{info:?}");
+        assert!(info.last_data_sent >= Duration::from_secs(1), "{info:?}");
+    }
+
+    #[test]
     fn keepalive_shows_as_a_timer() {
         let l = TcpListener::bind("[::1]:0").unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();

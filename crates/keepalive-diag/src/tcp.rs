@@ -1,5 +1,6 @@
 //! The TCP sockets a dump lists: address family, state, pending timer,
-//! and the socket itself with its addresses, queues, owner uid and inode.
+//! and the socket itself with its addresses, queues, owner uid, inode and
+//! idle times.
 //! Plain data with the kernel's numbering (`include/net/tcp_states.h`,
 //! `idiag_timer` in inet_diag.h); decoding them from kernel bytes is
 //! `inet_diag`'s job.
@@ -7,6 +8,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::tcp_info::TcpInfo;
 
 /// `AF_INET`.
 pub(crate) const AF_INET: u8 = 2;
@@ -279,6 +282,18 @@ pub struct TcpSocket {
     pub cookie: u64,
     /// The interface the socket is bound to, 0 for none.
     pub interface: u32,
+    /// Its `struct tcp_info` idle times and probes (`INET_DIAG_INFO`):
+    /// `None` for listeners, TIME_WAIT and request sockets, and when the
+    /// kernel sent none.
+    pub info: Option<TcpInfo>,
+}
+
+impl TcpSocket {
+    /// Time since the last data sent or received ([`TcpInfo::idle`]),
+    /// when the dump gave it.
+    pub fn idle(&self) -> Option<Duration> {
+        self.info.map(|i| i.idle())
+    }
 }
 
 #[cfg(test)]
