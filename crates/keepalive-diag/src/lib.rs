@@ -52,7 +52,9 @@ pub use inet_diag::{NETLINK_SOCK_DIAG, REQUEST_LEN, SOCK_DIAG_BY_FAMILY, parse, 
 pub use netlink::{ParseError, ParseErrorKind, Progress, ReplyError};
 pub use options::keepalive_options;
 pub use pidfd::{Duplicate, PidFd, PidFdError, PidFdErrorKind, socket_inode};
-pub use procfs::{Owner, Owners, PROC, SocketFd, command, process_sockets, socket_link_inode};
+pub use procfs::{
+    Owner, Owners, PROC, SocketFd, cgroup, command, process_sockets, socket_link_inode, unit_of,
+};
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};
 pub use tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};

@@ -7,6 +7,10 @@
 //! told apart ("unknown") from a socket no process holds (TIME_WAIT, an
 //! orphan, a kernel socket). Every function takes the proc root, so tests
 //! use a directory of their own.
+//!
+//! Which cgroup a process is in, `/proc/PID/cgroup` (cgroups(7)), names
+//! the systemd unit it runs in, where systemd manages the host: the unit
+//! to enforce keepalive on, and the name an operator knows it by.
 
 use std::collections::HashMap;
 use std::io;
@@ -74,6 +78,48 @@ pub fn command(proc_root: &Path, pid: u32) -> Option<String> {
     let text = std::fs::read(proc_root.join(pid.to_string()).join("comm")).ok()?;
     let text = String::from_utf8_lossy(&text);
     Some(text.strip_suffix('\n').unwrap_or(&text).to_owned())
+}
+
+/// The cgroup v2 path of `pid`, from `<proc>/<pid>/cgroup`: the path on
+/// its `0::PATH` line (relative to the reader's cgroup namespace), as on a
+/// unified host or, on a hybrid one, beside the v1 hierarchies. `None`
+/// when there is no such line (cgroup v1 only). An error when the file
+/// cannot be read (`NotFound`: the process is gone).
+pub fn cgroup(proc_root: &Path, pid: u32) -> io::Result<Option<String>> {
+    let text = std::fs::read(proc_root.join(pid.to_string()).join("cgroup"))?;
+    Ok(cgroup_v2_path(&String::from_utf8_lossy(&text)).map(str::to_owned))
+}
+
+/// The path on the `0::PATH` line of a `/proc/PID/cgroup` text, without
+/// the ` (deleted)` the kernel appends when that cgroup was removed.
+fn cgroup_v2_path(text: &str) -> Option<&str> {
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(path.strip_suffix(" (deleted)").unwrap_or(path))
+}
+
+/// The kinds of systemd units that have processes in a cgroup of their
+/// own, most specific first: `.slice` only groups other units.
+const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".swap"];
+
+/// The systemd unit a cgroup path belongs to: the last component that is a
+/// unit with processes (`*.service`, `*.scope`, `*.socket`, and the rare
+/// `*.mount`, `*.swap`), else the last `*.slice`, else `None`. A service
+/// that makes cgroups of its own below its unit's (delegation) is still
+/// that service.
+///
+/// ```
+/// use keepalive_diag::unit_of;
+/// assert_eq!(unit_of("/system.slice/nginx.service"), Some("nginx.service"));
+/// assert_eq!(unit_of("/user.slice/user-1000.slice"), Some("user-1000.slice"));
+/// assert_eq!(unit_of("/"), None);
+/// ```
+pub fn unit_of(cgroup_path: &str) -> Option<&str> {
+    let is = |c: &str, suffix: &str| c.len() > suffix.len() && c.ends_with(suffix);
+    let mut components = cgroup_path.rsplit('/');
+    components
+        .clone()
+        .find(|c| UNIT_SUFFIXES.iter().any(|s| is(c, s)))
+        .or_else(|| components.find(|c| is(c, ".slice")))
 }
 
 /// A process holding a socket.
@@ -303,6 +349,81 @@ mod tests {
         let owners = Owners::of_process(p.root(), 11).unwrap();
         assert!(owners.get(500).is_empty());
         assert_eq!(owners.get(600)[0].command, "b");
+    }
+
+    #[test]
+    fn units_of_cgroup_paths() {
+        for (path, unit) in [
+            ("/system.slice/nginx.service", Some("nginx.service")),
+            (
+                "/user.slice/user-1000.slice/session-2.scope",
+                Some("session-2.scope"),
+            ),
+            (
+                "/kubepods.slice/kubepods-burstable.slice/\
+                 kubepods-burstable-pod123.slice/cri-containerd-abc.scope",
+                Some("cri-containerd-abc.scope"),
+            ),
+            ("/system.slice/sshd.socket", Some("sshd.socket")),
+            ("/system.slice/docker.service/sub/group", Some("docker.service")),
+            ("/init.scope", Some("init.scope")),
+            ("/user.slice/user-1000.slice", Some("user-1000.slice")),
+            ("/system.slice", Some("system.slice")),
+            ("/", None),
+            ("", None),
+            ("/process_api/b7854156e950ba221be39f686f999a01", None),
+            ("/machine/.service", None),
+            ("/a.slice/b.slice/.scope", Some("b.slice")),
+        ] {
+            assert_eq!(unit_of(path), unit, "{path}");
+        }
+    }
+
+    #[test]
+    fn cgroup_v2_line() {
+        let unified = "0::/system.slice/nginx.service\n";
+        assert_eq!(cgroup_v2_path(unified), Some("/system.slice/nginx.service"));
+        // A hybrid host: v1 hierarchies, then the unified one (this
+        // machine's own /proc/self/cgroup).
+        let hybrid = "9:name=systemd:/\n\
+                      4:memory:/process_api/b78\n\
+                      1:cpu:/\n\
+                      0::/\n";
+        assert_eq!(cgroup_v2_path(hybrid), Some("/"));
+        let v1_only = "12:pids:/user.slice\n1:name=systemd:/user.slice/a.scope\n";
+        assert_eq!(cgroup_v2_path(v1_only), None);
+        assert_eq!(
+            cgroup_v2_path("0::/system.slice/gone.service (deleted)\n"),
+            Some("/system.slice/gone.service")
+        );
+        assert_eq!(cgroup_v2_path(""), None);
+    }
+
+    #[test]
+    fn cgroup_of_a_process() {
+        let p = FakeProc::new();
+        p.process(42, "nginx", &[]);
+        let file = p.root().join("42/cgroup");
+        std::fs::write(&file, "1:name=systemd:/x\n0::/system.slice/nginx.service\n").unwrap();
+        assert_eq!(
+            cgroup(p.root(), 42).unwrap().as_deref(),
+            Some("/system.slice/nginx.service")
+        );
+        std::fs::write(&file, "1:name=systemd:/x\n").unwrap();
+        assert_eq!(cgroup(p.root(), 42).unwrap(), None, "v1 only");
+        let e = cgroup(p.root(), 43).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn real_proc_cgroup_of_ourselves() {
+        let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let want = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(str::to_owned);
+        let got = cgroup(Path::new(PROC), std::process::id()).unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]
