@@ -25,6 +25,12 @@
 //!   that is known: its own `SO_KEEPALIVE`, or the timer in the dump, or
 //!   neither (hidden by a retransmission, a listener), or that the
 //!   question does not apply (TIME_WAIT, orphans).
+//! - [`cgroup`] and [`unit_of`] say which cgroup and systemd unit a
+//!   process runs in.
+//! - [`survey`] gathers all of it for a network namespace in one dump and
+//!   one `/proc` scan: each connection and listener with its processes,
+//!   unit, options and idle time ([`Surveyed`]), for `doctor` and
+//!   `metrics`.
 //!
 //! What it won't do: enter a network namespace (run [`tcp_sockets`] on a
 //! thread inside one, e.g. with `keepalive::host::NetNs::run`), filter
@@ -43,6 +49,7 @@ mod pidfd;
 mod procfs;
 mod seen;
 mod sock_diag;
+mod survey;
 mod sys;
 mod tcp;
 mod tcp_info;
@@ -57,5 +64,6 @@ pub use procfs::{
 };
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};
+pub use survey::{Effective, Survey, SurveyError, SurveyOptions, Surveyed, survey};
 pub use tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};
 pub use tcp_info::TcpInfo;

@@ -365,7 +365,10 @@ mod tests {
                 Some("cri-containerd-abc.scope"),
             ),
             ("/system.slice/sshd.socket", Some("sshd.socket")),
-            ("/system.slice/docker.service/sub/group", Some("docker.service")),
+            (
+                "/system.slice/docker.service/sub/group",
+                Some("docker.service"),
+            ),
             ("/init.scope", Some("init.scope")),
             ("/user.slice/user-1000.slice", Some("user-1000.slice")),
             ("/system.slice", Some("system.slice")),
