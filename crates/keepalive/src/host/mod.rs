@@ -11,6 +11,18 @@
 //!   [`write_atomic`] replaces a file so readers never see half of it.
 //! - [`NetNs`] opens a network namespace and runs code inside it.
 //!
+//! And what `keepalive doctor` and `keepalive metrics` report, read from the
+//! calling thread's network namespace (wrap the calls in [`NetNs::run`] for
+//! another one), with a `*_in(root)` twin reading under a root:
+//!
+//! - what cuts idle connections: [`conntrack_established_timeout`],
+//!   [`ipvs_timeouts`], and the well-known [`PRESETS`] ([`preset`]);
+//! - what a connection with unacknowledged data does: [`retransmission`]
+//!   (`tcp_retries2`, [`retransmission_timeout`]);
+//! - the kernel's counters: [`tcp_ext_counters`], [`netstat`] for all of them;
+//! - what is in place: [`global_preload`] and the sysctls set at boot,
+//!   [`persisted`].
+//!
 //! What it is not for: a program that only wants keepalive on its own
 //! sockets needs none of this; [`apply`](crate::apply) and
 //! [`kernel_defaults`](crate::kernel_defaults) at the crate root are enough,
@@ -18,14 +30,35 @@
 //! what would) and most of it needs root.
 
 mod atomic_file;
+mod global_preload;
+mod idle_timeouts;
 mod ld_so_preload;
 mod netns;
+mod netstat;
+mod persisted;
+mod retransmission;
 mod sysctl;
 mod sysctl_d;
 
 pub use atomic_file::write_atomic;
+pub use global_preload::{GlobalPreload, LIBRARY_FILE_NAME, global_preload, global_preload_in};
+pub use idle_timeouts::{
+    CONNTRACK_ESTABLISHED, CONNTRACK_TCP_LOOSE, IPVS_PROC, IPVSADM, IpvsTimeouts, PRESETS, Preset,
+    TimeoutSource, conntrack_established_timeout, conntrack_established_timeout_in,
+    conntrack_tcp_loose, conntrack_tcp_loose_in, ipvs_timeouts, ipvs_timeouts_in,
+    parse_ipvsadm_timeout, preset,
+};
 pub use ld_so_preload::{InvalidEntry, LD_SO_PRELOAD, LdSoPreload};
 pub use netns::{NETNS_RUN_DIR, NetNs};
+pub use netstat::{
+    NETSTAT, Netstat, NetstatError, NetstatErrorKind, TcpExtCounters, netstat, netstat_in,
+    parse_netstat, tcp_ext_counters, tcp_ext_counters_in,
+};
+pub use persisted::{Conflict, PersistedState, persisted, persisted_in};
+pub use retransmission::{
+    Retransmission, TCP_RETRIES2, TCP_RTO_MAX, TCP_RTO_MAX_MS, TCP_RTO_MIN, retransmission,
+    retransmission_in, retransmission_timeout,
+};
 pub use sysctl::{
     DefaultsChange, ProcStore, SetError, SysctlKey, SysctlStore, Written, set_kernel_defaults,
     set_kernel_defaults_with,
