@@ -9,6 +9,10 @@ use keepalive::parse::{BareUnit, ErrorKind, parse_count, parse_seconds, parse_us
 use keepalive::{ProbeCount, Seconds, Settings, UserTimeout};
 use keepalive_bpf::Policy;
 
+mod observe;
+
+pub use observe::{DoctorArgs, MetricsArgs, TimeoutArgs};
+
 /// TCP keepalive for programs that don't ask for it.
 ///
 /// Idle TCP connections die silently behind NATs, firewalls and load
@@ -43,6 +47,8 @@ pub enum Command {
     Ls(LsArgs),
     Attach(AttachArgs),
     Enforce(EnforceArgs),
+    Doctor(DoctorArgs),
+    Metrics(MetricsArgs),
 }
 
 /// Which connections `ls` lists.

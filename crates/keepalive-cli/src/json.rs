@@ -41,6 +41,8 @@
 //! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `attached`, `prog_id`, `link_id`, `link_pinned`, `settings`, `pin_dir` |
 //! | `enforce_summary` | enforce --status | `enforcements`, `attached` |
 //! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `detached`, `unpinned` |
+//! | `finding` | doctor | `severity`, `kind`, `message`, `pid`, `command`, `unit`, `cgroup`, `connections`, `oldest_idle_secs`, `fixes` |
+//! | `doctor_summary` | doctor | `netns`, `idle_timeout_secs`, `timeout_source`, `connections`, `options_read`, `at_risk`, `critical`, `warning`, `info` |
 //!
 //! Nested objects: `netns` is `{"inode", "name", "path", "pid", "current"}`
 //! (`name` for `/run/netns/NAME`, `pid` for `--pid`, `path` the file it was
@@ -89,6 +91,10 @@ pub enum Message<'a> {
     EnforceSummary(EnforceSummary),
     /// `keepalive enforce --remove`.
     Removed(Removed<'a>),
+    /// `keepalive doctor`: one per finding, most severe first.
+    Finding(FindingJson),
+    /// `keepalive doctor`: the last line, always printed.
+    DoctorSummary(DoctorSummary),
 }
 
 /// Writes `message` as one line. Errors are I/O errors, so that a closed
@@ -409,6 +415,50 @@ pub struct Removed<'a> {
     pub cgroup_id: u64,
     pub detached: Vec<Detached>,
     pub unpinned: Option<&'a Path>,
+}
+
+/// `keepalive doctor`: one finding.
+#[derive(Debug, Serialize)]
+pub struct FindingJson {
+    /// `critical`, `warning` or `info`.
+    pub severity: &'static str,
+    /// `no_keepalive`, `too_slow`, `unknown`, `defaults_too_slow`,
+    /// `unacknowledged_data`, `all_covered`.
+    pub kind: &'static str,
+    /// What will happen, in one sentence.
+    pub message: String,
+    /// The process, for findings about one.
+    pub pid: Option<u32>,
+    pub command: Option<String>,
+    /// Its systemd unit, when it has one.
+    pub unit: Option<String>,
+    /// Its cgroup v2 path.
+    pub cgroup: Option<String>,
+    /// How many connections the finding is about.
+    pub connections: Option<u64>,
+    /// The longest idle among them, seconds, when the kernel said.
+    pub oldest_idle_secs: Option<u64>,
+    /// The commands that fix it, the most direct first.
+    pub fixes: Vec<String>,
+}
+
+/// `keepalive doctor`: the counts, and what the findings were judged by.
+#[derive(Debug, Serialize)]
+pub struct DoctorSummary {
+    pub netns: Netns,
+    /// The idle timeout, seconds; `null` when none is known.
+    pub idle_timeout_secs: Option<u64>,
+    /// `conntrack`, `ipvs`, `given`, or a preset's name.
+    pub timeout_source: Option<String>,
+    /// Established connections.
+    pub connections: u64,
+    /// Whether their options were read (root), or only their timers seen.
+    pub options_read: bool,
+    /// True when anything is a warning or worse (exit status 1).
+    pub at_risk: bool,
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod attach;
 mod check;
 mod child;
 mod cli;
+mod doctor;
 mod enforce;
 mod exit;
 mod human;
@@ -11,6 +12,7 @@ mod install;
 mod json;
 mod library;
 mod ls;
+mod metrics;
 mod reach;
 mod run;
 mod sysctl;
@@ -40,6 +42,8 @@ fn main() -> ExitCode {
         Command::Ls(args) => ls::ls(&args),
         Command::Attach(args) => attach::attach(&args),
         Command::Enforce(args) => enforce::enforce(&args),
+        Command::Doctor(args) => doctor::doctor(&args),
+        Command::Metrics(args) => metrics::metrics(&args),
     };
     exit::finish(result).into()
 }

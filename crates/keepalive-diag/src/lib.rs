@@ -47,6 +47,7 @@ mod netlink;
 mod options;
 mod pidfd;
 mod procfs;
+mod risk;
 mod seen;
 mod sock_diag;
 mod survey;
@@ -61,6 +62,10 @@ pub use options::keepalive_options;
 pub use pidfd::{Duplicate, PidFd, PidFdError, PidFdErrorKind, socket_inode};
 pub use procfs::{
     Owner, Owners, PROC, SocketFd, cgroup, command, process_sockets, socket_link_inode, unit_of,
+};
+pub use risk::{
+    Finding, FindingKind, Fix, Group, IdleTimeout, Inputs, Recommended, Severity, TimeoutSource,
+    assess, at_risk,
 };
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};
