@@ -34,7 +34,7 @@ use crate::library::{self, FILE_NAME, LIBDIR};
 mod test_load;
 mod tree;
 
-use test_load::test_load;
+pub(crate) use test_load::test_load;
 use tree::Root;
 
 /// Mode of the files we create.

@@ -64,8 +64,8 @@ pub use procfs::{
     Owner, Owners, PROC, SocketFd, cgroup, command, process_sockets, socket_link_inode, unit_of,
 };
 pub use risk::{
-    Finding, FindingKind, Fix, Group, IdleTimeout, Inputs, Recommended, Severity, TimeoutSource,
-    assess, at_risk,
+    Finding, FindingKind, Fix, Group, IdleTimeout, InPlace, Inputs, Recommended, Severity,
+    TimeoutSource, assess, assess_with, at_risk,
 };
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};

@@ -121,6 +121,20 @@ pub enum Fix {
     },
     /// `--user-timeout auto` with the other fixes (attach, run, enforce).
     UserTimeout,
+    /// `keepalive install --global` again (it test-loads the library first).
+    Reinstall,
+    /// `keepalive enforce --cgroup CGROUP --remove`.
+    RemoveEnforcement {
+        /// The cgroup, as the enforcement lists it.
+        cgroup: String,
+    },
+    /// Remove line `line` of `file`.
+    RemoveLine {
+        /// The file.
+        file: std::path::PathBuf,
+        /// 1-based.
+        line: usize,
+    },
 }
 
 /// One finding.
@@ -189,6 +203,29 @@ pub enum FindingKind {
         /// Connections whose options were read and have no user timeout.
         connections: usize,
     },
+    /// `/etc/ld.so.preload` names a keepalive library that is missing or
+    /// does not load: every program started prints an ld.so error.
+    PreloadBroken {
+        /// The entry.
+        entry: std::path::PathBuf,
+        /// The file exists.
+        present: bool,
+    },
+    /// An enforcement whose cgroup is gone or whose program is detached:
+    /// pins left over, nothing enforced there.
+    EnforcementDetached {
+        /// The cgroup it was made for, or its id when the cgroup is gone.
+        cgroup: String,
+    },
+    /// A later sysctl.d file overrides a value of our drop-in at boot.
+    SysctlOverridden {
+        /// The sysctl (`net.ipv4.tcp_keepalive_time`).
+        key: String,
+        /// Our drop-in's value, and its file.
+        ours: (std::path::PathBuf, String),
+        /// The winner's file, line and value.
+        winner: (std::path::PathBuf, usize, String),
+    },
     /// Every established connection keeps alive through the timeout.
     AllCovered {
         /// How many connections.
@@ -211,9 +248,68 @@ pub struct Inputs<'a> {
     pub retransmission_timeout: Option<Duration>,
 }
 
+/// What is in place on the host, as far as it can break something.
+#[derive(Clone, Debug, Default)]
+pub struct InPlace {
+    /// The global preload's entry, whether its file exists, and whether it
+    /// loads (`None`: not tried).
+    pub preload: Option<(std::path::PathBuf, bool, Option<bool>)>,
+    /// Enforcements whose program is not attached (cgroup or id).
+    pub detached_enforcements: Vec<String>,
+    /// sysctl.d settings that override our drop-in: key, ours (file,
+    /// value), winner (file, line, value).
+    pub sysctl_overrides: Vec<(
+        String,
+        (std::path::PathBuf, String),
+        (std::path::PathBuf, usize, String),
+    )>,
+}
+
 /// The findings, most severe first, then the most connections first.
 pub fn assess(inputs: &Inputs<'_>) -> Vec<Finding> {
+    assess_with(inputs, &InPlace::default())
+}
+
+/// [`assess`], with what is in place on the host.
+pub fn assess_with(inputs: &Inputs<'_>, in_place: &InPlace) -> Vec<Finding> {
     let mut findings = Vec::new();
+    if let Some((entry, present, loads)) = &in_place.preload
+        && (!present || *loads == Some(false))
+    {
+        findings.push(Finding {
+            severity: Severity::Critical,
+            kind: FindingKind::PreloadBroken {
+                entry: entry.clone(),
+                present: *present,
+            },
+            fixes: vec![Fix::Reinstall],
+        });
+    }
+    for cgroup in &in_place.detached_enforcements {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            kind: FindingKind::EnforcementDetached {
+                cgroup: cgroup.clone(),
+            },
+            fixes: vec![Fix::RemoveEnforcement {
+                cgroup: cgroup.clone(),
+            }],
+        });
+    }
+    for (key, ours, winner) in &in_place.sysctl_overrides {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            kind: FindingKind::SysctlOverridden {
+                key: key.clone(),
+                ours: ours.clone(),
+                winner: winner.clone(),
+            },
+            fixes: vec![Fix::RemoveLine {
+                file: winner.0.clone(),
+                line: winner.1,
+            }],
+        });
+    }
     let timeout = inputs.timeout;
     let values = timeout.map(|t| Recommended::for_timeout(t.timeout));
 
@@ -377,7 +473,10 @@ fn connections(kind: &FindingKind) -> usize {
         | FindingKind::Unknown { connections, .. }
         | FindingKind::UnacknowledgedData { connections, .. }
         | FindingKind::AllCovered { connections, .. } => *connections,
-        FindingKind::DefaultsTooSlow { .. } => 0,
+        FindingKind::DefaultsTooSlow { .. }
+        | FindingKind::PreloadBroken { .. }
+        | FindingKind::EnforcementDetached { .. }
+        | FindingKind::SysctlOverridden { .. } => 0,
     }
 }
 
@@ -544,6 +643,47 @@ mod tests {
             f[0].kind,
             FindingKind::AllCovered { connections: 0, .. }
         ));
+    }
+
+    #[test]
+    fn a_broken_preload_is_critical_and_a_working_one_is_not_a_finding() {
+        let broken = InPlace {
+            preload: Some(("/usr/lib/keepalive/libkeepalive.so".into(), false, None)),
+            ..InPlace::default()
+        };
+        let f = assess_with(&inputs(&[], None), &broken);
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].fixes, [Fix::Reinstall]);
+        let fine = InPlace {
+            preload: Some((
+                "/usr/lib/keepalive/libkeepalive.so".into(),
+                true,
+                Some(true),
+            )),
+            ..InPlace::default()
+        };
+        assert!(!at_risk(&assess_with(&inputs(&[], None), &fine)));
+    }
+
+    #[test]
+    fn an_overriding_sysctl_file_names_its_line() {
+        let in_place = InPlace {
+            sysctl_overrides: vec![(
+                "net.ipv4.tcp_keepalive_time".into(),
+                ("/etc/sysctl.d/90-keepalive.conf".into(), "600".into()),
+                ("/etc/sysctl.d/99-local.conf".into(), 3, "7200".into()),
+            )],
+            ..InPlace::default()
+        };
+        let f = assess_with(&inputs(&[], None), &in_place);
+        assert_eq!(
+            f[0].fixes,
+            [Fix::RemoveLine {
+                file: "/etc/sysctl.d/99-local.conf".into(),
+                line: 3
+            }]
+        );
+        assert_eq!(f[0].severity, Severity::Warning);
     }
 
     #[test]

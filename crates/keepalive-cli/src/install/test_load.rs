@@ -15,7 +15,7 @@ use super::{KEEPALIVE_ON, TEST_LOAD_TIMEOUT};
 /// Proves that `lib` loads and switches keepalive on: runs this executable's
 /// `check` with `LD_PRELOAD=lib` and none of the preload's variables, and
 /// wants `SO_KEEPALIVE is ON`, exit status 0 and no loader error about it.
-pub(super) fn test_load(lib: &Path) -> anyhow::Result<()> {
+pub(crate) fn test_load(lib: &Path) -> anyhow::Result<()> {
     let (dir, name) = match (lib.parent(), lib.file_name()) {
         (Some(dir), Some(name)) => (dir, name),
         _ => bail!("{} is not a library file", lib.display()),
