@@ -248,6 +248,14 @@ pub struct Inputs<'a> {
     pub retransmission_timeout: Option<Duration>,
 }
 
+/// A sysctl.d setting that overrides our drop-in: the key, ours (file,
+/// value), and the winner (file, line, value).
+pub type SysctlOverride = (
+    String,
+    (std::path::PathBuf, String),
+    (std::path::PathBuf, usize, String),
+);
+
 /// What is in place on the host, as far as it can break something.
 #[derive(Clone, Debug, Default)]
 pub struct InPlace {
@@ -258,11 +266,7 @@ pub struct InPlace {
     pub detached_enforcements: Vec<String>,
     /// sysctl.d settings that override our drop-in: key, ours (file,
     /// value), winner (file, line, value).
-    pub sysctl_overrides: Vec<(
-        String,
-        (std::path::PathBuf, String),
-        (std::path::PathBuf, usize, String),
-    )>,
+    pub sysctl_overrides: Vec<SysctlOverride>,
 }
 
 /// The findings, most severe first, then the most connections first.
