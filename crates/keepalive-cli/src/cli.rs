@@ -27,9 +27,11 @@ Examples:
   keepalive run --idle 5m --user-timeout auto -- python3 client.py
   keepalive check
   keepalive run --idle 180 -- keepalive check --connect example.org:443
+  sudo keepalive doctor --behind aws-nlb
 
 Exit status: 0 when done; 1 only when a check found a problem (`check`:
-keepalive is off); 2 on an error or a wrong command line. `run` exits with
+keepalive is off; `doctor`: something is at risk); 2 on an error or a
+wrong command line. `run` exits with
 its command's status (126: cannot execute it, 127: not found). A closed
 stdout (`| head`) ends quietly with 0.")]
 pub struct Cli {
