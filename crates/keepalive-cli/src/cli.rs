@@ -31,9 +31,9 @@ Examples:
 
 Exit status: 0 when done; 1 only when a check found a problem (`check`:
 keepalive is off; `doctor`: something is at risk); 2 on an error or a
-wrong command line. `run` exits with
-its command's status (126: cannot execute it, 127: not found). A closed
-stdout (`| head`) ends quietly with 0.")]
+wrong command line. `run` exits with its command's status (126: cannot
+execute it, 127: not found). A closed stdout (`| head`) ends quietly
+with 0.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
