@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::Context;
 use keepalive::KernelDefaults;
 use keepalive::host::{self, NetNs};
-use keepalive_diag::{PROC, StateSet, Survey, SurveyOptions};
+use keepalive_diag::{Owners, PROC, StateSet, Survey, SurveyOptions};
 
 use crate::cli::MetricsArgs;
 use crate::doctor::{self, Timeout};
@@ -57,8 +57,14 @@ pub fn scrape(given: Option<&Timeout>) -> String {
     let started = Instant::now();
     let mut m = Metrics::default();
     let mut errors = 0u64;
+    // One scan of every process's descriptors serves all namespaces.
+    let owners = Owners::scan(Path::new(PROC));
     for (label, ns) in namespaces() {
-        match survey(&ns) {
+        let Ok(owners) = &owners else {
+            errors += 1;
+            break;
+        };
+        match survey(&ns, owners) {
             Ok(facts) => m.namespace(&label, &facts, given),
             Err(_) => errors += 1,
         }
@@ -119,10 +125,11 @@ struct Facts {
     timeout: Option<Timeout>,
 }
 
-fn survey(ns: &NetNs) -> anyhow::Result<Facts> {
+fn survey(ns: &NetNs, owners: &Owners) -> anyhow::Result<Facts> {
     ns.run(|| -> anyhow::Result<Facts> {
-        let survey = keepalive_diag::survey(
+        let survey = keepalive_diag::survey_with(
             Path::new(PROC),
+            owners,
             &SurveyOptions {
                 states: StateSet::ESTABLISHED,
                 read_options: false,

@@ -69,6 +69,6 @@ pub use risk::{
 };
 pub use seen::{Evidence, KeepaliveSeen, keepalive_seen};
 pub use sock_diag::{DiagError, tcp_sockets};
-pub use survey::{Effective, Survey, SurveyError, SurveyOptions, Surveyed, survey};
+pub use survey::{Effective, Survey, SurveyError, SurveyOptions, Surveyed, survey, survey_with};
 pub use tcp::{Family, StateSet, TcpSocket, TcpState, Timer, TimerKind};
 pub use tcp_info::TcpInfo;

@@ -164,12 +164,23 @@ pub enum SurveyError {
 /// [`Survey::owners_denied`] and [`Survey::options_denied`], and their
 /// sockets are surveyed with what is known.
 pub fn survey(proc_root: &Path, opts: &SurveyOptions) -> Result<Survey, SurveyError> {
-    let dump = tcp_sockets(opts.states)?;
     let owners = Owners::scan(proc_root).map_err(|source| SurveyError::Proc {
         path: proc_root.to_owned(),
         source,
     })?;
-    let mut listed = listed_sockets(dump.into_iter().filter(surveyed), &owners, false);
+    survey_with(proc_root, &owners, opts)
+}
+
+/// [`survey`] with the processes' descriptors already scanned: socket
+/// inodes are host-wide, so one [`Owners::scan`] serves every namespace
+/// surveyed (as `keepalive metrics` does).
+pub fn survey_with(
+    proc_root: &Path,
+    owners: &Owners,
+    opts: &SurveyOptions,
+) -> Result<Survey, SurveyError> {
+    let dump = tcp_sockets(opts.states)?;
+    let mut listed = listed_sockets(dump.into_iter().filter(surveyed), owners, false);
     // By first holder, so that each process's sockets are one slice.
     listed.sort_by_key(|l| first_pid(l).unwrap_or(u32::MAX));
 
