@@ -11,7 +11,7 @@ use keepalive_bpf::Policy;
 
 mod observe;
 
-pub use observe::{DoctorArgs, MetricsArgs, TimeoutArgs};
+pub use observe::{DoctorArgs, MetricsArgs, StatusArgs, TimeoutArgs};
 
 /// TCP keepalive for programs that don't ask for it.
 ///
@@ -51,6 +51,7 @@ pub enum Command {
     Enforce(EnforceArgs),
     Doctor(DoctorArgs),
     Metrics(MetricsArgs),
+    Status(StatusArgs),
 }
 
 /// Which connections `ls` lists.

@@ -15,13 +15,14 @@ use anyhow::{Context, bail};
 use keepalive::KernelDefaults;
 use keepalive::host::{self, NetNs};
 use keepalive_diag::{
-    Finding, FindingKind, Fix, Group, IdleTimeout, InPlace, Inputs, PROC, Severity, StateSet,
-    Survey, SurveyOptions, TimeoutSource,
+    Finding, FindingKind, Fix, Group, IdleTimeout, Inputs, PROC, Severity, StateSet, Survey,
+    SurveyOptions, TimeoutSource,
 };
 
 use crate::cli::{DoctorArgs, TimeoutArgs};
 use crate::exit::Exit;
 use crate::human;
+use crate::in_place::InPlaceState;
 use crate::json::{self, DoctorSummary, FindingJson, Message};
 
 /// The idle timeout, as doctor and metrics use it.
@@ -52,7 +53,7 @@ pub fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
         })?
         .with_context(|| format!("in network namespace {ns}"))?;
     let timeout = given.or(facts.host_timeout.clone());
-    let host = HostState::read();
+    let host = InPlaceState::read();
     let findings = keepalive_diag::assess_with(
         &Inputs {
             connections: &facts.survey.connections,
@@ -96,127 +97,6 @@ pub fn doctor(args: &DoctorArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
-}
-
-/// What is in place on the host: the global preload, the enforcements,
-/// the persisted sysctls. What cannot be read is `None` (said so in the
-/// header, never a failure).
-struct HostState {
-    preload: Option<host::GlobalPreload>,
-    /// Whether the preload's library loads, when there is one to try.
-    loads: Option<bool>,
-    enforcements: Option<Vec<keepalive_bpf::Enforcement>>,
-    persisted: Option<host::PersistedState>,
-}
-
-impl HostState {
-    fn read() -> HostState {
-        let preload = host::global_preload().ok();
-        let loads = preload
-            .as_ref()
-            .and_then(|p| p.entry.as_ref().filter(|_| p.library_present))
-            .map(|entry| crate::install::test_load(entry).is_ok());
-        HostState {
-            preload,
-            loads,
-            enforcements: keepalive_bpf::status().ok(),
-            persisted: host::persisted().ok(),
-        }
-    }
-
-    fn in_place(&self) -> InPlace {
-        InPlace {
-            preload: self.preload.as_ref().and_then(|p| {
-                p.entry
-                    .clone()
-                    .map(|entry| (entry, p.library_present, self.loads))
-            }),
-            detached_enforcements: self
-                .enforcements
-                .iter()
-                .flatten()
-                .filter(|e| e.attachment.is_none())
-                .map(|e| {
-                    e.cgroup.as_ref().map_or_else(
-                        || format!("cgroup id {}", e.cgroup_id),
-                        |p| p.display().to_string(),
-                    )
-                })
-                .collect(),
-            sysctl_overrides: self
-                .persisted
-                .iter()
-                .flat_map(|p| &p.conflicts)
-                .map(|c| {
-                    (
-                        c.ours.key.name().to_owned(),
-                        (c.ours.path.clone(), c.ours.value.clone()),
-                        (c.winner.path.clone(), c.winner.line, c.winner.value.clone()),
-                    )
-                })
-                .collect(),
-        }
-    }
-
-    /// The header lines about what is in place.
-    fn text(&self) -> String {
-        let preload = match (&self.preload, self.loads) {
-            (None, _) => "unreadable".to_owned(),
-            (Some(p), _) if p.entry.is_none() => "off".to_owned(),
-            (Some(p), Some(true)) => format!(
-                "on ({}, loads)",
-                p.entry.as_deref().unwrap_or(Path::new("")).display()
-            ),
-            (Some(p), _) => format!(
-                "BROKEN ({})",
-                p.entry.as_deref().unwrap_or(Path::new("")).display()
-            ),
-        };
-        let enforcements = match &self.enforcements {
-            None => "unreadable (root is needed to read bpffs)".to_owned(),
-            Some(all) if all.is_empty() => "none".to_owned(),
-            Some(all) => {
-                let list: Vec<String> = all
-                    .iter()
-                    .map(|e| {
-                        let where_ = e.cgroup.as_ref().map_or_else(
-                            || format!("cgroup id {} (removed)", e.cgroup_id),
-                            |p| p.display().to_string(),
-                        );
-                        match (e.attachment, &e.policy) {
-                            (Some(_), Some(p)) => format!(
-                                "{where_} (idle {})",
-                                p.idle.map_or(human::KERNEL_DEFAULT.to_owned(), |s| {
-                                    human::secs(u64::from(s.get()))
-                                })
-                            ),
-                            (Some(_), None) => format!("{where_} (attached)"),
-                            (None, _) => format!("{where_} (not attached)"),
-                        }
-                    })
-                    .collect();
-                list.join(", ")
-            }
-        };
-        let persisted = match &self.persisted {
-            None => "unreadable".to_owned(),
-            Some(p) if p.winners.is_empty() => "none".to_owned(),
-            Some(p) => {
-                let list: Vec<String> = p
-                    .winners
-                    .values()
-                    .map(|s| format!("{} = {} ({})", s.key.name(), s.value, s.path.display()))
-                    .collect();
-                list.join(", ")
-            }
-        };
-        format!(
-            "global preload: {preload}
-enforcements: {enforcements}
-persisted sysctls: {persisted}
-"
-        )
-    }
 }
 
 /// What one namespace shows doctor.
@@ -309,7 +189,7 @@ fn cutter(t: &Timeout) -> &'static str {
     }
 }
 
-fn header(ns: &NetNs, facts: &Facts, timeout: Option<&Timeout>, host: &HostState) -> String {
+fn header(ns: &NetNs, facts: &Facts, timeout: Option<&Timeout>, host: &InPlaceState) -> String {
     let d = facts.defaults;
     let mut s = format!("network namespace: {ns}\n");
     s += &match timeout {

@@ -42,6 +42,7 @@
 //! | `enforce_summary` | enforce --status | `enforcements`, `attached` |
 //! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `detached`, `unpinned` |
 //! | `finding` | doctor | `severity`, `kind`, `message`, `pid`, `command`, `unit`, `cgroup`, `connections`, `oldest_idle_secs`, `fixes` |
+//! | `host_status` | status | `netns`, `defaults`, `persisted`, `overrides`, `global_preload`, `enforcements` |
 //! | `doctor_summary` | doctor | `netns`, `idle_timeout_secs`, `timeout_source`, `connections`, `options_read`, `at_risk`, `critical`, `warning`, `info` |
 //!
 //! Nested objects: `netns` is `{"inode", "name", "path", "pid", "current"}`
@@ -95,6 +96,8 @@ pub enum Message<'a> {
     Finding(FindingJson),
     /// `keepalive doctor`: the last line, always printed.
     DoctorSummary(DoctorSummary),
+    /// `keepalive status`: everything in effect on the host, one line.
+    HostStatus(HostStatus),
 }
 
 /// Writes `message` as one line. Errors are I/O errors, so that a closed
@@ -459,6 +462,69 @@ pub struct DoctorSummary {
     pub critical: u64,
     pub warning: u64,
     pub info: u64,
+}
+
+/// `keepalive status`: everything in effect on this host.
+#[derive(Debug, Serialize)]
+pub struct HostStatus {
+    /// The namespace the defaults are read in (the caller's).
+    pub netns: Netns,
+    /// The kernel defaults: `{idle, interval, count, detection_secs}`.
+    pub defaults: DefaultsJson,
+    /// The keepalive sysctls set at boot, the winner of each key.
+    pub persisted: Vec<PersistedSetting>,
+    /// Later files that override our drop-in.
+    pub overrides: Vec<PersistedSetting>,
+    /// `/etc/ld.so.preload`.
+    pub global_preload: GlobalPreloadJson,
+    /// Each enforcement: `{cgroup, cgroup_id, attached}`.
+    pub enforcements: Vec<StatusEnforcement>,
+}
+
+/// Kernel defaults, seconds and a count.
+#[derive(Debug, Serialize)]
+pub struct DefaultsJson {
+    pub idle: u64,
+    pub interval: u64,
+    pub count: u64,
+    /// idle + interval x count.
+    pub detection_secs: u64,
+}
+
+/// A keepalive sysctl in a configuration file.
+#[derive(Debug, Serialize)]
+pub struct PersistedSetting {
+    /// `idle`, `interval` or `count`.
+    pub setting: &'static str,
+    /// `net.ipv4.tcp_keepalive_time`.
+    pub key: &'static str,
+    /// As written.
+    pub value: String,
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+/// The global preload.
+#[derive(Debug, Serialize)]
+pub struct GlobalPreloadJson {
+    /// The file read, `/etc/ld.so.preload`.
+    pub file: PathBuf,
+    /// The entry naming libkeepalive.so; `null`: not preloaded.
+    pub entry: Option<PathBuf>,
+    /// The entry's file exists.
+    pub library_present: bool,
+    /// It loads (test-loaded into `keepalive check`); `null` when there is
+    /// nothing to load.
+    pub loads: Option<bool>,
+}
+
+/// An enforcement, as `status` lists it.
+#[derive(Debug, Serialize)]
+pub struct StatusEnforcement {
+    /// `null` when the cgroup is gone.
+    pub cgroup: Option<PathBuf>,
+    pub cgroup_id: u64,
+    pub attached: bool,
 }
 
 #[cfg(test)]

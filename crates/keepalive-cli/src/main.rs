@@ -8,6 +8,7 @@ mod doctor;
 mod enforce;
 mod exit;
 mod human;
+mod in_place;
 mod install;
 mod json;
 mod library;
@@ -15,6 +16,7 @@ mod ls;
 mod metrics;
 mod reach;
 mod run;
+mod status;
 mod sysctl;
 
 use std::process::ExitCode;
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Enforce(args) => enforce::enforce(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Metrics(args) => metrics::metrics(&args),
+        Command::Status(args) => status::status(&args),
     };
     exit::finish(result).into()
 }

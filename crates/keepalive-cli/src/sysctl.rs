@@ -133,7 +133,7 @@ fn unit(key: SysctlKey, value: u64) -> String {
 }
 
 /// Our name for a sysctl: the flag that sets it.
-fn setting(key: SysctlKey) -> &'static str {
+pub(crate) fn setting(key: SysctlKey) -> &'static str {
     match key {
         SysctlKey::Time => "idle",
         SysctlKey::Intvl => "interval",

@@ -81,6 +81,29 @@ pub struct MetricsArgs {
     pub timeout: TimeoutArgs,
 }
 
+/// Show everything keepalive has put in effect on this host.
+///
+/// The kernel defaults, the persisted sysctls and any later sysctl.d file
+/// that overrides them, the global preload (its entry, its file, and
+/// whether it loads), and the enforcements (attached or not). It changes
+/// nothing; reading bpffs needs root.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  keepalive status
+  sudo keepalive status --json
+  keepalive status --root /mnt/image")]
+pub struct StatusArgs {
+    /// Read /etc/ld.so.preload and the sysctl.d files under DIR (an image)
+    /// instead of /.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
+
+    /// Print one JSON line ({"type":"host_status",...}) instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Parses `--idle-timeout`: a duration, a bare number being seconds.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     match parse_duration_ms(s.as_bytes(), BareUnit::Seconds) {
