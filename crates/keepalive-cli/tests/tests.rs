@@ -1,4 +1,5 @@
 mod cli;
+mod doctor;
 mod durations;
 #[allow(unsafe_code, reason = "kills a test process with libc::kill")]
 mod enforce;
@@ -6,6 +7,7 @@ mod exit;
 #[allow(unsafe_code, reason = "holds ld.so.preload's lock with libc::flock")]
 mod install;
 mod ls;
+mod metrics;
 #[allow(
     unsafe_code,
     reason = "the timeline reads CLOCK_MONOTONIC through libc"
@@ -13,6 +15,7 @@ mod ls;
 mod netns;
 mod preload;
 mod programs;
+mod status;
 mod sysctl;
 #[allow(
     unsafe_code,

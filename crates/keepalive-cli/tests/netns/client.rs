@@ -27,7 +27,7 @@ use crate::util::{Running, TIMEOUT, bare, preload, python3};
 /// - `recv=S`: a blocking recv() bounded by SO_RCVTIMEO: `answer`,
 ///   `quiet` (nothing for S seconds), `eof`, or `error errno=NAME` (then
 ///   exits).
-pub(super) const CLIENT_PY: &str = r#"
+pub(crate) const CLIENT_PY: &str = r#"
 import errno, socket, struct, sys, time
 
 host, port, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
@@ -97,7 +97,7 @@ say("done")
 "#;
 
 /// An event line in the python client's format, for the library client.
-pub(super) fn event_line(
+pub(crate) fn event_line(
     kind: &str,
     last_recv: Option<f64>,
     last_send: Option<f64>,
@@ -115,7 +115,7 @@ pub(super) fn event_line(
 }
 
 /// The name python's `errno.errorcode` gives `code`.
-pub(super) fn errno_name(code: i32) -> String {
+pub(crate) fn errno_name(code: i32) -> String {
     let known = [
         (libc::ETIMEDOUT, "ETIMEDOUT"),
         (libc::ECONNRESET, "ECONNRESET"),
@@ -135,7 +135,7 @@ pub(super) fn errno_name(code: i32) -> String {
 impl Topology {
     /// The unmodified python3 client in the client namespace, under
     /// `keepalive run OPTIONS` when `keepalive` is given, bare otherwise.
-    pub(super) fn python(&self, name: &str, keepalive: Option<&[&str]>, steps: &[&str]) -> Client {
+    pub(crate) fn python(&self, name: &str, keepalive: Option<&[&str]>, steps: &[&str]) -> Client {
         let mut cmd = bare("ip");
         cmd.args(["netns", "exec", &self.ns("cli")]);
         if let Some(options) = keepalive {
@@ -168,7 +168,7 @@ impl Topology {
     /// A client in this process, on a thread inside the client namespace,
     /// with `settings` applied by `keepalive::apply` after connecting (none
     /// when `None`). It takes the python client's steps.
-    pub(super) fn library(&self, name: &str, settings: Option<Settings>, steps: &[&str]) -> Client {
+    pub(crate) fn library(&self, name: &str, settings: Option<Settings>, steps: &[&str]) -> Client {
         let netns = NetNs::open(&self.ns("cli")).unwrap_or_else(|e| panic!("{e}"));
         let (tx, rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();
@@ -207,7 +207,7 @@ impl Topology {
 
 /// The library client: the python client's steps, in Rust, with
 /// `keepalive::apply` after connecting.
-pub(super) fn library_client(
+pub(crate) fn library_client(
     settings: Option<Settings>,
     steps: &[String],
     go: Receiver<()>,
@@ -286,18 +286,18 @@ pub(super) fn library_client(
 }
 
 /// A client, python or library, seen through its events.
-pub(super) struct Client {
-    pub(super) name: String,
-    pub(super) events: Receiver<Event>,
-    pub(super) stdin: Option<ChildStdin>,
-    pub(super) go: Option<Sender<()>>,
-    pub(super) history: Vec<Event>,
-    pub(super) _process: Option<Running>,
+pub(crate) struct Client {
+    pub(crate) name: String,
+    pub(crate) events: Receiver<Event>,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) go: Option<Sender<()>>,
+    pub(crate) history: Vec<Event>,
+    pub(crate) _process: Option<Running>,
 }
 
 impl Client {
     /// The go-ahead for its next `go` step.
-    pub(super) fn go(&mut self) {
+    pub(crate) fn go(&mut self) {
         if let Some(stdin) = &mut self.stdin {
             let _ = stdin.write_all(b"go\n").and_then(|()| stdin.flush());
         }
@@ -307,7 +307,7 @@ impl Client {
     }
 
     /// The next event, which must be a `kind` and come within `secs`.
-    pub(super) fn expect(&mut self, kind: &str, secs: f64) -> Event {
+    pub(crate) fn expect(&mut self, kind: &str, secs: f64) -> Event {
         match self.events.recv_timeout(Duration::from_secs_f64(secs)) {
             Ok(event) if event.kind == kind => {
                 self.history.push(event.clone());
@@ -325,7 +325,7 @@ impl Client {
     }
 
     /// Its last event of this kind.
-    pub(super) fn last(&self, kind: &str) -> &Event {
+    pub(crate) fn last(&self, kind: &str) -> &Event {
         self.history
             .iter()
             .rev()
@@ -333,13 +333,13 @@ impl Client {
             .unwrap_or_else(|| panic!("{}: no `{kind}` yet", self.name))
     }
 
-    pub(super) fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.last("up").get("port").parse().expect("a port")
     }
 
     /// Checks the socket options it reported on `up`: `(idle, interval,
     /// count, user timeout ms)`, or keepalive off when `None`.
-    pub(super) fn assert_options(&self, expected: Option<(u64, u64, u64, u64)>) {
+    pub(crate) fn assert_options(&self, expected: Option<(u64, u64, u64, u64)>) {
         let up = self.last("up");
         let field = |k| up.get(k).parse::<u64>().expect("a number");
         match expected {
@@ -369,7 +369,7 @@ impl Client {
 
 /// Waits until every client started, lets them all go at once, and waits
 /// for each to connect and have its first request answered.
-pub(super) fn start_all(clients: &mut [&mut Client]) {
+pub(crate) fn start_all(clients: &mut [&mut Client]) {
     for c in clients.iter_mut() {
         c.expect("started", TIMEOUT.as_secs_f64());
     }

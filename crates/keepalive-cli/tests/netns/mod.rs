@@ -34,12 +34,12 @@
 //! They need root, ip and ss (iproute2), nft (nftables) and python3; without
 //! them they skip and say why.
 
-mod client;
+pub(crate) mod client;
 mod dead_peer;
 mod nat;
 mod peer_reboot;
-mod timeline;
-mod topology;
+pub(crate) mod timeline;
+pub(crate) mod topology;
 mod user_timeout;
 
 use keepalive::{ProbeCount, Seconds, Settings, UserTimeout};
@@ -54,9 +54,9 @@ const ROUTER_CLIENT_SIDE: &str = "10.200.1.1";
 /// The router's address on the server side (`rtr`, `r1`).
 const ROUTER_SERVER_SIDE: &str = "10.200.2.1";
 /// The server's address (`srv`, `s0`).
-const SERVER: &str = "10.200.2.2";
+pub(crate) const SERVER: &str = "10.200.2.2";
 /// The server's port.
-const PORT: u16 = 7777;
+pub(crate) const PORT: u16 = 7777;
 
 /// Keepalive of the dead peer, reboot and unacknowledged data tests:
 /// idle 1 s, interval 1 s, 3 probes.
@@ -72,16 +72,16 @@ const RUN_1_1_3: [&str; 6] = ["--idle", "1", "--interval", "1", "--count", "3"];
 
 /// The NAT test: the router forgets an established connection after this
 /// many idle seconds...
-const CONNTRACK_TIMEOUT: u64 = 5;
+pub(crate) const CONNTRACK_TIMEOUT: u64 = 5;
 /// ...and the clients stay idle this long before their request.
-const NAT_IDLE: f64 = 10.0;
+pub(crate) const NAT_IDLE: f64 = 10.0;
 /// Keepalive idle time and interval in the NAT test, well under
 /// [`CONNTRACK_TIMEOUT`]. Both matter: on a live connection the kernel's
 /// keepalive timer goes off `interval` after a probe, so answered probes
 /// come every max(idle, interval) seconds; with `--idle 2` alone they come
 /// every 75 s (the namespace's default interval) and the NAT forgets the
 /// connection anyway.
-const NAT_KEEPIDLE: u64 = 2;
+pub(crate) const NAT_KEEPIDLE: u64 = 2;
 
 /// The library's settings: `idle`, and when given `interval`, `count`, and
 /// `TCP_USER_TIMEOUT=auto`.

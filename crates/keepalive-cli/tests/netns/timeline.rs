@@ -13,7 +13,7 @@ use crate::util::Running;
 
 /// CLOCK_MONOTONIC in seconds: the clock of python's `time.monotonic()`,
 /// the same for every process, so both sides' events share a timeline.
-pub(super) fn mono() -> f64 {
+pub(crate) fn mono() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -27,16 +27,16 @@ pub(super) fn mono() -> f64 {
 
 /// One line a client or the server printed: `kind t=... key=value ...`.
 #[derive(Clone, Debug)]
-pub(super) struct Event {
-    pub(super) kind: String,
-    pub(super) t: f64,
-    pub(super) fields: BTreeMap<String, String>,
-    pub(super) line: String,
+pub(crate) struct Event {
+    pub(crate) kind: String,
+    pub(crate) t: f64,
+    pub(crate) fields: BTreeMap<String, String>,
+    pub(crate) line: String,
 }
 
 impl Event {
     /// `None` for a line without a kind and a `t=`.
-    pub(super) fn parse(line: &str) -> Option<Event> {
+    pub(crate) fn parse(line: &str) -> Option<Event> {
         let mut words = line.split_whitespace();
         let kind = words.next()?.to_owned();
         let fields: BTreeMap<String, String> = words
@@ -52,20 +52,20 @@ impl Event {
         })
     }
 
-    pub(super) fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.fields
             .get(key)
             .unwrap_or_else(|| panic!("no {key}= in `{}`", self.line))
     }
 
-    pub(super) fn num(&self, key: &str) -> f64 {
+    pub(crate) fn num(&self, key: &str) -> f64 {
         self.get(key)
             .parse()
             .unwrap_or_else(|e| panic!("{key}= in `{}`: {e}", self.line))
     }
 
     /// The line without its absolute time, times rounded to the millisecond.
-    pub(super) fn brief(&self) -> String {
+    pub(crate) fn brief(&self) -> String {
         let mut out = self.kind.clone();
         for word in self.line.split_whitespace().skip(1) {
             match word.split_once('=') {
@@ -82,27 +82,27 @@ impl Event {
 }
 
 /// What happened, from every source, on CLOCK_MONOTONIC.
-pub(super) struct Timeline {
-    pub(super) test: &'static str,
-    pub(super) start: f64,
-    pub(super) entries: Mutex<Vec<(f64, String, String)>>,
+pub(crate) struct Timeline {
+    pub(crate) test: &'static str,
+    pub(crate) start: f64,
+    pub(crate) entries: Mutex<Vec<(f64, String, String)>>,
     /// The clients' local ports, to name them in what ss shows.
-    pub(super) ports: Mutex<BTreeMap<u16, String>>,
+    pub(crate) ports: Mutex<BTreeMap<u16, String>>,
 }
 
 impl Timeline {
-    pub(super) fn log(&self, who: &str, what: impl Into<String>) {
+    pub(crate) fn log(&self, who: &str, what: impl Into<String>) {
         self.at(mono(), who, what);
     }
 
-    pub(super) fn at(&self, t: f64, who: &str, what: impl Into<String>) {
+    pub(crate) fn at(&self, t: f64, who: &str, what: impl Into<String>) {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((t, who.to_owned(), what.into()));
     }
 
-    pub(super) fn event(&self, who: &str, event: &Event) {
+    pub(crate) fn event(&self, who: &str, event: &Event) {
         if let Some(port) = event.fields.get("port").and_then(|p| p.parse().ok()) {
             self.ports
                 .lock()
@@ -112,7 +112,7 @@ impl Timeline {
         self.at(event.t, who, event.brief());
     }
 
-    pub(super) fn who(&self, port: u16) -> String {
+    pub(crate) fn who(&self, port: u16) -> String {
         let ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
         ports
             .get(&port)
@@ -120,7 +120,7 @@ impl Timeline {
             .unwrap_or_else(|| format!("port {port}"))
     }
 
-    pub(super) fn render(&self, failed: bool) -> String {
+    pub(crate) fn render(&self, failed: bool) -> String {
         let mut entries = self
             .entries
             .lock()
@@ -141,14 +141,14 @@ impl Timeline {
 
 /// A child with its stdout lines parsed into events (and logged) and its
 /// stderr lines logged.
-pub(super) struct Proc {
-    pub(super) running: Running,
-    pub(super) stdin: Option<ChildStdin>,
-    pub(super) events: Receiver<Event>,
+pub(crate) struct Proc {
+    pub(crate) running: Running,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) events: Receiver<Event>,
 }
 
 impl Proc {
-    pub(super) fn spawn(cmd: &mut Command, who: &str, timeline: &Arc<Timeline>) -> Proc {
+    pub(crate) fn spawn(cmd: &mut Command, who: &str, timeline: &Arc<Timeline>) -> Proc {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -18,7 +18,7 @@ use crate::util::{TIMEOUT, bare, is_root, preload, python3, run, tool};
 
 /// The server: answers each request with one line, any number of clients;
 /// exits when its stdin closes (the test process is gone).
-pub(super) const SERVER_PY: &str = r#"
+pub(crate) const SERVER_PY: &str = r#"
 import os, socket, sys, threading, time
 
 lock = threading.Lock()
@@ -56,24 +56,24 @@ while True:
 
 /// What `ss -tno` showed for one client socket over the test.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct SsSeen {
-    pub(super) keepalive_timer: bool,
-    pub(super) max_probes: u32,
-    pub(super) max_retransmits: u32,
+pub(crate) struct SsSeen {
+    pub(crate) keepalive_timer: bool,
+    pub(crate) max_probes: u32,
+    pub(crate) max_retransmits: u32,
 }
 
 /// One line of `ss -tnoH`.
-pub(super) struct SsLine {
-    pub(super) state: String,
-    pub(super) port: u16,
-    pub(super) peer_port: u16,
+pub(crate) struct SsLine {
+    pub(crate) state: String,
+    pub(crate) port: u16,
+    pub(crate) peer_port: u16,
     /// The timer's kind (`keepalive`, `on` for retransmission) and count
     /// (unanswered probes, retransmissions).
-    pub(super) timer: Option<(String, u32)>,
+    pub(crate) timer: Option<(String, u32)>,
 }
 
 impl SsLine {
-    pub(super) fn parse(line: &str) -> Option<SsLine> {
+    pub(crate) fn parse(line: &str) -> Option<SsLine> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let port = |w: &str| w.rsplit_once(':')?.1.parse().ok();
         let timer = words.iter().find_map(|w| {
@@ -94,19 +94,19 @@ impl SsLine {
 
 /// The client, router and server namespaces of one test, deleted on drop,
 /// with the server running in `srv` and `ss` watching `cli`.
-pub(super) struct Topology {
-    pub(super) prefix: String,
-    pub(super) timeline: Arc<Timeline>,
-    pub(super) netns: Vec<String>,
-    pub(super) server: Option<Proc>,
-    pub(super) sampler: Option<(Arc<AtomicBool>, thread::JoinHandle<()>)>,
-    pub(super) seen: Arc<Mutex<BTreeMap<u16, SsSeen>>>,
+pub(crate) struct Topology {
+    pub(crate) prefix: String,
+    pub(crate) timeline: Arc<Timeline>,
+    pub(crate) netns: Vec<String>,
+    pub(crate) server: Option<Proc>,
+    pub(crate) sampler: Option<(Arc<AtomicBool>, thread::JoinHandle<()>)>,
+    pub(crate) seen: Arc<Mutex<BTreeMap<u16, SsSeen>>>,
 }
 
 /// The router's NAT (HOWTO 2.4): masquerade towards the server, and drop
 /// what conntrack finds invalid (a packet of a connection it forgot), with
 /// a counter.
-pub(super) const NAT_RULES: &str = "add table ip ka4nat; \
+pub(crate) const NAT_RULES: &str = "add table ip ka4nat; \
     add counter ip ka4nat invalid; \
     add chain ip ka4nat forward { type filter hook forward priority filter; policy accept; }; \
     add rule ip ka4nat forward ct state invalid counter name \"invalid\" drop; \
@@ -116,7 +116,7 @@ pub(super) const NAT_RULES: &str = "add table ip ka4nat; \
 impl Topology {
     /// Builds the three namespaces (with NAT in the router when `nat`),
     /// and starts the server. `Err` says why the test cannot run here.
-    pub(super) fn new(test: &'static str, tag: &str, nat: bool) -> Result<Topology, String> {
+    pub(crate) fn new(test: &'static str, tag: &str, nat: bool) -> Result<Topology, String> {
         if !is_root() {
             return Err(format!(
                 "{test} builds network namespaces, which needs root"
@@ -187,11 +187,11 @@ impl Topology {
         Ok(net)
     }
 
-    pub(super) fn ns(&self, role: &str) -> String {
+    pub(crate) fn ns(&self, role: &str) -> String {
         format!("{}-{role}", self.prefix)
     }
 
-    pub(super) fn add_netns(&mut self, role: &str) {
+    pub(crate) fn add_netns(&mut self, role: &str) {
         let name = self.ns(role);
         self.ip(&format!("netns add {name}"));
         self.netns.push(name.clone());
@@ -199,7 +199,7 @@ impl Topology {
     }
 
     /// The router-server cable: `r1` in the router, `s0` in the server.
-    pub(super) fn link_server(&self) {
+    pub(crate) fn link_server(&self) {
         let (rtr, srv) = (self.ns("rtr"), self.ns("srv"));
         self.ip(&format!(
             "-n {rtr} link add r1 type veth peer name s0 netns {srv}"
@@ -215,13 +215,13 @@ impl Topology {
 
     /// Runs `ip ARGS` (words separated by spaces) and panics, showing its
     /// output, unless it succeeds.
-    pub(super) fn ip(&self, args: &str) {
+    pub(crate) fn ip(&self, args: &str) {
         let out = run(bare("ip").args(args.split_whitespace()), TIMEOUT);
         assert!(out.status.success(), "ip {args}\n{out}");
     }
 
     /// `ip netns exec NS nft SCRIPT`.
-    pub(super) fn nft(&self, ns: &str, script: &str) -> String {
+    pub(crate) fn nft(&self, ns: &str, script: &str) -> String {
         let out = run(
             bare("ip").args(["netns", "exec", ns, "nft", script]),
             TIMEOUT,
@@ -231,7 +231,7 @@ impl Topology {
     }
 
     /// The packets counted by the named counter `table`/`name` in `rtr`.
-    pub(super) fn counter(&self, table: &str, name: &str) -> u64 {
+    pub(crate) fn counter(&self, table: &str, name: &str) -> u64 {
         let text = self.nft(&self.ns("rtr"), &format!("list counter ip {table} {name}"));
         let packets = text
             .split_whitespace()
@@ -246,7 +246,7 @@ impl Topology {
 
     /// The router's conntrack table, into the timeline (when `conntrack`
     /// is installed).
-    pub(super) fn conntrack(&self) {
+    pub(crate) fn conntrack(&self) {
         if tool("conntrack").is_none() {
             return;
         }
@@ -261,7 +261,7 @@ impl Topology {
 
     /// Writes a sysctl of namespace `ns` (from a thread inside it) and
     /// checks that it took.
-    pub(super) fn sysctl(&self, ns: &str, key: &str, value: &str) {
+    pub(crate) fn sysctl(&self, ns: &str, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let netns = NetNs::open(ns).unwrap_or_else(|e| panic!("{e}"));
         let read = netns
@@ -274,7 +274,7 @@ impl Topology {
         assert_eq!(read.trim(), value, "{key} in {ns}");
     }
 
-    pub(super) fn start_server(&mut self) {
+    pub(crate) fn start_server(&mut self) {
         let mut cmd = bare("ip");
         cmd.args(["netns", "exec", &self.ns("srv")])
             .arg(python3().expect("checked in new"))
@@ -292,7 +292,7 @@ impl Topology {
 
     /// Polls `ss -tno` in the client namespace every 200 ms, writing each
     /// change of a connection's state, timer or count to the timeline.
-    pub(super) fn start_sampler(&mut self) {
+    pub(crate) fn start_sampler(&mut self) {
         let stop = Arc::new(AtomicBool::new(false));
         let (ns, timeline, seen, halt) = (
             self.ns("cli"),
@@ -354,7 +354,7 @@ impl Topology {
     }
 
     /// What ss showed for the socket of `client`.
-    pub(super) fn seen(&self, client: &Client) -> SsSeen {
+    pub(crate) fn seen(&self, client: &Client) -> SsSeen {
         let port = client.port();
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.get(&port).copied().unwrap_or_default()
@@ -363,7 +363,7 @@ impl Topology {
     /// Black-holes the path both ways: the router drops everything to and
     /// from the server (nftables, before routing), and the server's link
     /// goes down. Returns when both are done.
-    pub(super) fn cut(&self) -> f64 {
+    pub(crate) fn cut(&self) -> f64 {
         // Before routing, so the router sends no ICMP either; with a counter.
         let rules = format!(
             "add table ip ka4cut; add counter ip ka4cut blackholed; \
@@ -385,7 +385,7 @@ impl Topology {
     /// The server loses power and comes back: its link goes down first (so
     /// it sends nothing, not even a FIN), its processes die, its namespace
     /// is destroyed and made again with the same address and no listener.
-    pub(super) fn reboot_server(&mut self) {
+    pub(crate) fn reboot_server(&mut self) {
         let (rtr, srv) = (self.ns("rtr"), self.ns("srv"));
         self.ip(&format!("-n {srv} link set s0 down"));
         self.timeline.log(
@@ -407,7 +407,7 @@ impl Topology {
     }
 
     /// A measured result, for the timeline (and the closing note).
-    pub(super) fn measured(&self, who: &str, what: String) {
+    pub(crate) fn measured(&self, who: &str, what: String) {
         self.timeline.log(who, format!("MEASURED {what}"));
     }
 }
@@ -432,7 +432,7 @@ impl Drop for Topology {
 /// Deletes, once per test process, the namespaces of test processes that
 /// no longer exist (`ka4-<pid>-...` whose pid is gone: killed before their
 /// guards ran).
-pub(super) fn sweep_stale() {
+pub(crate) fn sweep_stale() {
     static SWEEP: Once = Once::new();
     SWEEP.call_once(|| {
         let Ok(dir) = std::fs::read_dir(keepalive::host::NETNS_RUN_DIR) else {

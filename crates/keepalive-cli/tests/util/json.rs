@@ -29,6 +29,8 @@ pub enum Message {
     Enforcement(Enforcement),
     EnforceSummary(EnforceSummary),
     Removed(Removed),
+    Finding(Finding),
+    DoctorSummary(DoctorSummary),
 }
 
 /// Every stdout line of `out` decoded; panics, showing the output, on a
@@ -284,6 +286,43 @@ pub struct Removed {
     pub cgroup_id: u64,
     pub detached: Vec<Detached>,
     pub unpinned: Option<PathBuf>,
+}
+
+/// `keepalive doctor`: one finding.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    /// `critical`, `warning` or `info`.
+    pub severity: String,
+    /// `no_keepalive`, `too_slow`, `unknown`, `defaults_too_slow`,
+    /// `unacknowledged_data`, `all_covered`.
+    pub kind: String,
+    /// What will happen, in one sentence.
+    pub message: String,
+    pub pid: Option<u32>,
+    pub command: Option<String>,
+    pub unit: Option<String>,
+    pub cgroup: Option<String>,
+    pub connections: Option<u64>,
+    pub oldest_idle_secs: Option<u64>,
+    /// The commands that fix it, the most direct first.
+    pub fixes: Vec<String>,
+}
+
+/// `keepalive doctor`: the last line.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorSummary {
+    pub netns: Netns,
+    pub idle_timeout_secs: Option<u64>,
+    /// `conntrack`, `ipvs`, `given`, or a preset's name.
+    pub timeout_source: Option<String>,
+    pub connections: u64,
+    pub options_read: bool,
+    pub at_risk: bool,
+    pub critical: u64,
+    pub warning: u64,
+    pub info: u64,
 }
 
 #[test]

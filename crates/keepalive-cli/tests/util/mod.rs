@@ -2,6 +2,7 @@
 //! once per test binary, children run with a deadline, and parsers for what
 //! the children, strace and ss print.
 
+mod holder;
 mod host;
 pub mod json;
 mod keepalive;
@@ -13,6 +14,7 @@ mod strace;
 
 use std::path::{Path, PathBuf};
 
+pub use self::holder::*;
 pub use self::host::*;
 pub use self::keepalive::*;
 pub use self::netns::*;

@@ -38,6 +38,21 @@ impl Netns {
     pub fn name(&self) -> &str {
         &self.0
     }
+
+    /// Writes sysctl `key` (`net.ipv4.tcp_keepalive_time`) inside this
+    /// namespace, from a thread that entered it, and checks that it took.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        let ns = keepalive::host::NetNs::open(&self.0).unwrap_or_else(|e| panic!("{e}"));
+        let read = ns
+            .run(|| {
+                std::fs::write(&path, value)?;
+                std::fs::read_to_string(&path)
+            })
+            .and_then(|r| r)
+            .unwrap_or_else(|e| panic!("{key}={value} in {}: {e}", self.0));
+        assert_eq!(read.trim(), value, "{key} in {}", self.0);
+    }
 }
 
 impl Drop for Netns {
