@@ -249,7 +249,9 @@ fn metrics_count_the_connections_a_test_made() {
     }
     let idle: Vec<f64> = ours
         .iter()
-        .filter(|s| s.name == "keepalive_kernel_default_seconds" && s.label("setting") == Some("idle"))
+        .filter(|s| {
+            s.name == "keepalive_kernel_default_seconds" && s.label("setting") == Some("idle")
+        })
         .map(|s| s.value)
         .collect();
     assert_eq!(
@@ -258,7 +260,8 @@ fn metrics_count_the_connections_a_test_made() {
         "keepalive_kernel_default_seconds{{setting=\"idle\"}} of the namespace\n{out}"
     );
     assert!(
-        ours.iter().any(|s| s.name == "keepalive_probes_outstanding"),
+        ours.iter()
+            .any(|s| s.name == "keepalive_probes_outstanding"),
         "{out}"
     );
 
@@ -447,7 +450,11 @@ fn prometheus_scrapes_the_counts_the_test_made() {
     let (ok, last) = poll(web_port, &off, within, |a| {
         a.is_some_and(|(sum, _)| sum == 0.0)
     });
-    assert!(ok, "{off} after attach: want none, last answer {last:?}\n{}", logs());
+    assert!(
+        ok,
+        "{off} after attach: want none, last answer {last:?}\n{}",
+        logs()
+    );
     let on = format!(
         "keepalive_connections{{netns=\"{}\",keepalive=\"on\"}}",
         ns.name()
@@ -456,5 +463,9 @@ fn prometheus_scrapes_the_counts_the_test_made() {
     let (ok, last) = poll(web_port, &on, within, |a| {
         a.is_some_and(|(sum, _)| sum == total)
     });
-    assert!(ok, "{on} after attach: want {total}, last answer {last:?}\n{}", logs());
+    assert!(
+        ok,
+        "{on} after attach: want {total}, last answer {last:?}\n{}",
+        logs()
+    );
 }

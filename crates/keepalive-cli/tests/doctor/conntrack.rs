@@ -34,8 +34,10 @@ fn dropped(net: &Topology) -> u64 {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no packet count in `{text}`"));
-    net.timeline
-        .log("firewall", format!("nft counter invalid: {packets} packets"));
+    net.timeline.log(
+        "firewall",
+        format!("nft counter invalid: {packets} packets"),
+    );
     packets
 }
 
@@ -93,12 +95,18 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
     let idle = format!("recv={NAT_IDLE}");
     let control_idle = format!("recv={}", NAT_IDLE + 1.0);
     let steps = |idle: &str| -> Vec<String> {
-        ["go", "connect", "send", "recv=5", "go", "send", "recv=5", idle, "send", "recv=3", "go"]
-            .map(str::to_owned)
-            .to_vec()
+        [
+            "go", "connect", "send", "recv=5", "go", "send", "recv=5", idle, "send", "recv=3", "go",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     };
     let (fixed_steps, control_steps) = (steps(&idle), steps(&control_idle));
-    let mut fixed = net.python("python, fixed by doctor's command", None, &&refs(&fixed_steps));
+    let mut fixed = net.python(
+        "python, fixed by doctor's command",
+        None,
+        &&refs(&fixed_steps),
+    );
     let mut control = net.python("python, control", None, &&refs(&control_steps));
     start_all(&mut [&mut fixed, &mut control]);
     fixed.assert_options(None);
@@ -107,7 +115,8 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
 
     // Text: exit 1, the process named, and the command.
     let text = doctor(&["--netns", &cli]);
-    net.timeline.log("doctor", format!("text output:\n{}", text.stdout));
+    net.timeline
+        .log("doctor", format!("text output:\n{}", text.stdout));
     assert_eq!(text.status.code(), Some(1), "{text}");
     assert!(
         text.stdout.contains("idle timeout: 5s"),
@@ -121,7 +130,9 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
         assert!(named, "pid {pid} (python3) not named\n{text}");
         let fix = format!("fix: keepalive attach --pid {pid} ");
         assert!(
-            text.stdout.lines().any(|l| l.trim_start().starts_with(&fix)),
+            text.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&fix)),
             "no `{fix}...` line\n{text}"
         );
     }
@@ -137,7 +148,13 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
             summary.connections,
             summary.options_read,
         ),
-        (Some(CONNTRACK_TIMEOUT), Some("conntrack"), Some(cli.as_str()), 2, true),
+        (
+            Some(CONNTRACK_TIMEOUT),
+            Some("conntrack"),
+            Some(cli.as_str()),
+            2,
+            true
+        ),
         "{out}"
     );
     let no_keepalive = |findings: &[crate::util::json::Finding], pid: u32| {
@@ -146,8 +163,8 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
             .find(|f| f.kind == "no_keepalive" && f.pid == Some(pid))
             .cloned()
     };
-    let finding =
-        no_keepalive(&findings, fixed_pid).unwrap_or_else(|| panic!("no no_keepalive for pid {fixed_pid}\n{out}"));
+    let finding = no_keepalive(&findings, fixed_pid)
+        .unwrap_or_else(|| panic!("no no_keepalive for pid {fixed_pid}\n{out}"));
     assert_eq!(
         (
             finding.severity.as_str(),
@@ -178,7 +195,8 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
         bare(env!("CARGO_BIN_EXE_keepalive")).args(&words[1..]),
         TIMEOUT,
     );
-    net.timeline.log("test", format!("ran `{fix}`: {}", attached.status));
+    net.timeline
+        .log("test", format!("ran `{fix}`: {}", attached.status));
     attached.assert_success();
 
     // Both ask again and go idle together.
@@ -216,8 +234,14 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
         ),
     );
     assert!(n > 0, "the control's request was not dropped as invalid");
-    assert!(net.seen(&fixed).keepalive_timer, "ss showed no keepalive timer on the fixed connection");
-    assert!(!net.seen(&control).keepalive_timer, "ss showed a keepalive timer on the control");
+    assert!(
+        net.seen(&fixed).keepalive_timer,
+        "ss showed no keepalive timer on the fixed connection"
+    );
+    assert!(
+        !net.seen(&control).keepalive_timer,
+        "ss showed a keepalive timer on the control"
+    );
 
     // Doctor again: nothing about the fixed client, still the control.
     let (findings, _, out) = doctor_json(&["--netns", &cli]);

@@ -7,14 +7,14 @@
 mod conntrack;
 
 use crate::util::json::{DoctorSummary, Finding, Message, messages};
-use crate::util::{
-    Holder, Netns, Output, TIMEOUT, bare, is_root, python3, run, skip, tool,
-};
+use crate::util::{Holder, Netns, Output, TIMEOUT, bare, is_root, python3, run, skip, tool};
 
 /// `keepalive doctor ARGS`, bounded by [`TIMEOUT`].
 fn doctor(args: &[&str]) -> Output {
     run(
-        bare(env!("CARGO_BIN_EXE_keepalive")).arg("doctor").args(args),
+        bare(env!("CARGO_BIN_EXE_keepalive"))
+            .arg("doctor")
+            .args(args),
         TIMEOUT,
     )
 }
@@ -58,7 +58,9 @@ fn netns_tools() -> Result<(), String> {
     }
     for (name, package) in [("ip", "iproute2"), ("ss", "iproute2"), ("nft", "nftables")] {
         if tool(name).is_none() {
-            return Err(format!("{name} is not installed (apt-get install {package})"));
+            return Err(format!(
+                "{name} is not installed (apt-get install {package})"
+            ));
         }
     }
     if python3().is_none() {
@@ -109,8 +111,7 @@ fn doctor_finds_nothing_at_risk_when_keepalive_beats_the_timeout() {
     ns.sysctl("net.ipv4.tcp_keepalive_time", "2");
     ns.sysctl("net.ipv4.tcp_keepalive_intvl", "1");
     let holder = Holder::spawn(ns.name(), "on,2,1", &["on,2,1"]);
-    let (findings, summary, out) =
-        doctor_json(&["--netns", ns.name(), "--idle-timeout", "5s"]);
+    let (findings, summary, out) = doctor_json(&["--netns", ns.name(), "--idle-timeout", "5s"]);
     assert_eq!(out.status.code(), Some(0), "{out}");
     assert!(!summary.at_risk, "{out}");
     assert_eq!(
@@ -125,7 +126,10 @@ fn doctor_finds_nothing_at_risk_when_keepalive_beats_the_timeout() {
         (Some(5), Some("given"), 2, true, 0, 0),
         "{out}"
     );
-    let covered: Vec<&Finding> = findings.iter().filter(|f| f.kind == "all_covered").collect();
+    let covered: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == "all_covered")
+        .collect();
     assert_eq!(covered.len(), 1, "{out}");
     assert_eq!(covered[0].connections, Some(2), "{out}");
     assert!(
