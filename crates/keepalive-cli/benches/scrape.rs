@@ -14,10 +14,11 @@
 //! --benches`), it does a quick smoke run with few connections whose
 //! figures mean nothing.
 //!
-//! For each size (2,000 and 20,000 established loopback connections), the
-//! benchmark itself holds the connections, both ends (so 4,000 and 40,000
-//! sockets, and it raises RLIMIT_NOFILE to hold them), idle, spread over
-//! a few listeners. It then runs `keepalive metrics` (the binary cargo
+//! For each size (2,000 and 20,000 established loopback connections), child
+//! processes of the benchmark (itself, run with `--hold N`) hold the
+//! connections, both ends (so 4,000 and 40,000 sockets), idle, spread over
+//! a few listeners, at most 5,000 connections a process (RLIMIT_NOFILE
+//! raised as far as the hard limit allows). It then runs `keepalive metrics` (the binary cargo
 //! built for this benchmark: the release profile under `cargo bench`) and
 //! `ss -tnop` (every TCP socket of the namespace, with its timer and the
 //! processes holding it) round-robin, each with its output to /dev/null,
@@ -29,8 +30,9 @@
 
 use std::env;
 use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
@@ -70,19 +72,25 @@ impl Plan {
 }
 
 fn main() -> Result<()> {
-    let quick = !env::args().any(|arg| arg == "--bench");
+    let args: Vec<String> = env::args().collect();
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--hold")
+        .and_then(|i| args.get(i + 1))
+    {
+        return hold(n.parse()?);
+    }
+    let quick = !args.iter().any(|arg| arg == "--bench");
     let plan = if quick { &Plan::QUICK } else { &Plan::FULL };
     if quick {
         println!("quick smoke run (no --bench argument): the figures mean nothing");
     }
     println!("keepalive: {KEEPALIVE}");
-    let largest = plan.sizes.iter().copied().max().unwrap_or(0);
-    raise_nofile(2 * largest as u64 + 1_000)?;
 
     let mut results = Vec::new();
     for &size in plan.sizes {
         let held = Held::new(size)?;
-        check(size)?;
+        check(size, &held.pids())?;
         let (metrics, ss) = measure(plan)?;
         drop(held);
         results.push((size, metrics, ss));
@@ -129,45 +137,94 @@ fn raise_nofile(want: u64) -> Result<()> {
             maximum,
         },
     )
-    .map_err(|e| format!("cannot raise RLIMIT_NOFILE to {want}: {e} (run as root)"))?;
+    .map_err(|e| format!("cannot raise RLIMIT_NOFILE to {want}: {e} (the hard limit needs CAP_SYS_RESOURCE to go up)"))?;
     Ok(())
 }
 
-/// `size` established loopback connections, both ends held here.
+/// Connections per holder process: both ends are 10,000 descriptors,
+/// under the hard RLIMIT_NOFILE of many containers (20,000 here), which
+/// only CAP_SYS_RESOURCE may raise.
+const PER_HOLDER: usize = 5_000;
+
+/// `size` established loopback connections, both ends held by child
+/// processes (this benchmark in `--hold N` mode), [`PER_HOLDER`] each at
+/// most; they exit when dropped (their stdin closes).
 struct Held {
-    _listeners: Vec<TcpListener>,
-    _ends: Vec<TcpStream>,
+    holders: Vec<Child>,
 }
 
 impl Held {
     fn new(size: usize) -> Result<Held> {
         let started = Instant::now();
-        let listeners = (0..LISTENERS)
-            .map(|_| TcpListener::bind("127.0.0.1:0"))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let mut ends = Vec::with_capacity(2 * size);
-        for i in 0..size {
-            let listener = &listeners[i % LISTENERS];
-            let client = TcpStream::connect(listener.local_addr()?)
-                .map_err(|e| format!("connection {i} of {size}: {e}"))?;
-            let (accepted, _) = listener.accept()?;
-            ends.push(client);
-            ends.push(accepted);
+        let mut held = Held {
+            holders: Vec::new(),
+        };
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(PER_HOLDER);
+            left -= n;
+            let mut child = Command::new(env::current_exe()?)
+                .args(["--hold", &n.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+            held.holders.push(child);
+            if line.trim() != "ready" {
+                return Err(format!("a holder of {n} connections failed: {line:?}").into());
+            }
         }
         println!(
-            "\n{size} connections ({} sockets) made in {:.2} s",
-            ends.len(),
+            "\n{size} connections ({} sockets) made by {} holder processes in {:.2} s",
+            2 * size,
+            held.holders.len(),
             started.elapsed().as_secs_f64()
         );
-        Ok(Held {
-            _listeners: listeners,
-            _ends: ends,
-        })
+        Ok(held)
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.holders.iter().map(Child::id).collect()
     }
 }
 
+impl Drop for Held {
+    fn drop(&mut self) {
+        for child in &mut self.holders {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `--hold N`: makes `n` established loopback connections, spread over
+/// [`LISTENERS`] listeners, holds both ends, prints `ready`, and exits
+/// when stdin closes.
+fn hold(n: usize) -> Result<()> {
+    raise_nofile(2 * n as u64 + 100)?;
+    let listeners = (0..LISTENERS)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ends = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let listener = &listeners[i % LISTENERS];
+        let client = TcpStream::connect(listener.local_addr()?)
+            .map_err(|e| format!("connection {i} of {n}: {e}"))?;
+        let (accepted, _) = listener.accept()?;
+        ends.push(client);
+        ends.push(accepted);
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest)?;
+    drop(ends);
+    Ok(())
+}
+
 /// Checks that both programs see at least `size` connections' two ends.
-fn check(size: usize) -> Result<()> {
+fn check(size: usize, pids: &[u32]) -> Result<()> {
     let out = Command::new(KEEPALIVE).arg("metrics").output()?;
     if !out.status.success() {
         return Err(format!(
@@ -200,15 +257,15 @@ fn check(size: usize) -> Result<()> {
     if !out.status.success() {
         return Err("ss -tnop failed (iproute2 installed?)".into());
     }
-    let me = format!("pid={},", std::process::id());
+    let holders: Vec<String> = pids.iter().map(|p| format!("pid={p},")).collect();
     let lines = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains(&me))
+        .filter(|l| holders.iter().any(|h| l.contains(h.as_str())))
         .count();
-    println!("ss -tnop shows {lines} sockets of this process");
+    println!("ss -tnop shows {lines} sockets of the holders");
     if lines < 2 * size {
         return Err(format!(
-            "ss -tnop shows {lines} sockets of this process, not {}",
+            "ss -tnop shows {lines} sockets of the holders, not {}",
             2 * size
         )
         .into());

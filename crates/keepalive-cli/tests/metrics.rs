@@ -299,11 +299,14 @@ fn metrics_listen_on_an_address_in_use_fails() {
     assert!(lines[0].contains(&addr), "names the address\n{out}");
 }
 
-/// A free port on 127.0.0.1 (bound and released: another process may take
-/// it in between, which the caller's bounded wait would show).
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a port");
-    l.local_addr().expect("its address").port()
+/// Two different free ports on 127.0.0.1 (bound together, then released:
+/// another process may take one in between, which the caller's bounded
+/// wait would show).
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("its address").port();
+    (port(&a), port(&b))
 }
 
 /// `cmd` in its own process group, its output to `log`; killed with its
@@ -393,7 +396,7 @@ fn prometheus_scrapes_the_counts_the_test_made() {
         Err(why) => skip!("{why}"),
     };
     let dir = target_tempdir("prometheus");
-    let (metrics_port, web_port) = (free_port(), free_port());
+    let (metrics_port, web_port) = free_ports();
     let job = "keepalive-test";
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
