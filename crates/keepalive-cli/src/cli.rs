@@ -51,6 +51,8 @@ pub enum Command {
     Enforce(EnforceArgs),
     Doctor(DoctorArgs),
     Metrics(MetricsArgs),
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
     Status(StatusArgs),
 }
 
@@ -159,17 +161,46 @@ pub struct AttachArgs {
 /// reach. The settings live in a BPF map: running it again on the same
 /// cgroup changes them for new connections, without reloading. A value
 /// left out is the kernel default (net.ipv4.tcp_keepalive_*). Needs root.
+///
+/// --unit finds the cgroup of a systemd service or slice (`systemctl
+/// show -p ControlGroup`). systemd makes a new cgroup at every start of a
+/// unit and the enforcement ends with the old one: --persist makes systemd
+/// enforce again at every start (restarts and reboots). For a service it
+/// writes the drop-in /etc/systemd/system/NAME.d/50-keepalive.conf, whose
+/// `ExecStartPre=-+keepalive enforce --unit NAME ...` runs in the new
+/// cgroup before the service's program starts; for a slice it enables
+/// keepalive-enforce@NAME.service, with the command line in its drop-in.
+/// Then it runs `systemctl daemon-reload`. A unit that is not running is
+/// enforced at its next start. --remove undoes all of it: the link, the
+/// pins (also those of the unit's earlier cgroups) and the drop-in.
+///
+/// --status lists each enforcement: its cgroup (or that it is gone), the
+/// unit or path it was made for, whether it is persisted, whether it is
+/// attached now, and its values.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
+  sudo keepalive enforce --unit app.service --idle 60 --persist
+  sudo keepalive enforce --unit kubepods.slice --idle 60 --interval 10 --persist
+  sudo keepalive enforce --unit app.service --remove
   sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --idle 60
-  sudo keepalive enforce --status
   sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --remove
+  sudo keepalive enforce --status
   sudo keepalive run --enforce --idle 60 -- ./static-binary")]
 pub struct EnforceArgs {
     /// The cgroup v2 directory.
-    #[arg(long, value_name = "PATH", required_unless_present = "status")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present_any = ["status", "unit"],
+        conflicts_with = "unit"
+    )]
     pub cgroup: Option<PathBuf>,
+
+    /// The systemd unit whose cgroup to enforce on: a service or a slice
+    /// (app.service, system.slice, kubepods.slice).
+    #[arg(long, value_name = "NAME")]
+    pub unit: Option<String>,
 
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -179,11 +210,21 @@ pub struct EnforceArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// List where enforcement is attached, and with which values.
-    #[arg(long, conflicts_with_all = ["cgroup", "remove", "force", "idle", "interval", "count", "user_timeout"])]
+    /// With --unit: enforce again at every start of the unit (restarts,
+    /// reboots), through a systemd drop-in.
+    #[arg(long, requires = "unit", conflicts_with = "remove")]
+    pub persist: bool,
+
+    /// Write and remove the systemd files under DIR instead of / (an image,
+    /// a test); `systemctl daemon-reload` is then not run.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// List where enforcement is attached, what for, and with which values.
+    #[arg(long, conflicts_with_all = ["cgroup", "unit", "remove", "persist", "force", "idle", "interval", "count", "user_timeout"])]
     pub status: bool,
 
-    /// Detach from the cgroup and remove the pins.
+    /// Detach, remove the pins, and with --unit the drop-in.
     #[arg(long, conflicts_with_all = ["force", "idle", "interval", "count", "user_timeout"])]
     pub remove: bool,
 

@@ -229,6 +229,11 @@ fn who(g: &Group) -> String {
     }
 }
 
+/// `has` or `have`, after a count of connections.
+fn has(n: usize) -> &'static str {
+    if n == 1 { "has" } else { "have" }
+}
+
 fn plural_connections(n: usize) -> String {
     human::plural(n as u64, "connection", "connections")
 }
@@ -250,17 +255,24 @@ fn sentence(kind: &FindingKind) -> String {
             };
             match timeout {
                 Some(t) => format!(
-                    "{} of {} have no keepalive{oldest}; idle longer than {} they are dropped \
+                    "{} of {} {} no keepalive{oldest}; idle longer than {} {} dropped \
                      by {} without notice.",
                     plural_connections(*connections),
                     who(group),
+                    has(*connections),
                     human::duration(t.timeout),
+                    if *connections == 1 {
+                        "it is"
+                    } else {
+                        "they are"
+                    },
                     cutter(t),
                 ),
                 None => format!(
-                    "{} of {} have no keepalive{oldest}; a peer that vanishes is never noticed.",
+                    "{} of {} {} no keepalive{oldest}; a peer that vanishes is never noticed.",
                     plural_connections(*connections),
                     who(group),
+                    has(*connections),
                 ),
             }
         }
@@ -271,10 +283,11 @@ fn sentence(kind: &FindingKind) -> String {
             interval,
             timeout,
         } => format!(
-            "{} of {} have keepalive, but with idle {} and interval {} the probes come after \
+            "{} of {} {} keepalive, but with idle {} and interval {} the probes come after \
              {} has forgotten them ({}).",
             plural_connections(*connections),
             who(group),
+            has(*connections),
             human::duration(*idle),
             human::duration(*interval),
             cutter(timeout),
@@ -291,13 +304,13 @@ fn sentence(kind: &FindingKind) -> String {
             interval,
             timeout,
         } => format!(
-            "The kernel defaults (idle {}, interval {}) probe after {} ({}) forgets a \
-             connection: a program that switches keepalive on without values of its own is \
-             not kept alive.",
+            "The kernel defaults (idle {}, interval {}) probe later than the {} after which {} \
+             forgets a connection: a program that switches keepalive on without values of its \
+             own is not kept alive.",
             human::duration(*idle),
             human::duration(*interval),
-            cutter(timeout),
             human::duration(timeout.timeout),
+            cutter(timeout),
         ),
         FindingKind::UnacknowledgedData { after, connections } => format!(
             "With data unacknowledged keepalive never fires: a peer that vanishes then is \

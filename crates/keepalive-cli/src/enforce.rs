@@ -5,12 +5,16 @@
 //! `--json` prints the `enforced`, `enforcement`, `enforce_summary` and
 //! `removed` messages of [`crate::json`].
 
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use keepalive::UserTimeout;
-use keepalive_bpf::{Attachment, Change, Enforced, Enforcement, Policy, Removed};
+use keepalive::host::{self, Systemctl, UnitPersisted};
+use keepalive_bpf::{
+    Attachment, Change, Enforced, Enforcement, Hierarchy, Origin, Policy, Removed,
+};
 
 use crate::cli::EnforceArgs;
 #[cfg(test)]
@@ -21,18 +25,29 @@ use crate::json::{self, Detached, EnforceSummary, Message, PolicyJson, SettingsJ
 
 pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     let out = Printer { json: args.json };
+    let root = args.root.as_deref().unwrap_or(Path::new("/"));
     if args.status {
-        return status(&out);
+        return status(root, &out);
     }
-    // clap requires --cgroup without --status.
+    if let Some(unit) = args.unit.as_deref() {
+        return enforce_unit(args, unit, root, &out);
+    }
+    // clap requires --cgroup without --status or --unit.
     let Some(cgroup) = args.cgroup.as_deref() else {
-        anyhow::bail!("enforce needs --cgroup PATH (or --status)");
+        anyhow::bail!("enforce needs --cgroup PATH or --unit NAME (or --status)");
     };
     if args.remove {
-        return remove(cgroup, &out);
+        let removed = keepalive_bpf::remove(cgroup)
+            .with_context(|| format!("cannot remove the enforcement on {}", cgroup.display()))?;
+        out.removed(&removed, &[], false)?;
+        return Ok(Exit::Success);
     }
     let enforced = keepalive_bpf::enforce(cgroup, &args.settings.policy(args.force))
         .with_context(|| format!("cannot enforce keepalive on {}", cgroup.display()))?;
+    report_enforced(&enforced, &out)
+}
+
+fn report_enforced(enforced: &Enforced, out: &Printer) -> anyhow::Result<Exit> {
     if enforced.bpffs.mounted_now {
         eprintln!("keepalive: mounted bpffs on {}", keepalive_bpf::BPFFS);
     }
@@ -43,23 +58,179 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
              enforcement, end with that namespace; run it from the host's mount namespace"
         );
     }
-    out.enforced(&enforced)?;
+    out.enforced(enforced)?;
     Ok(Exit::Success)
 }
 
-fn status(out: &Printer) -> anyhow::Result<Exit> {
+/// Where systemd says `unit`'s cgroup is.
+enum UnitCgroup {
+    /// Its directory.
+    At(PathBuf),
+    /// It has none now: why, in a sentence naming the fix, and whether
+    /// only because it is not running (a unit --persist may still persist).
+    None { why: String, not_running: bool },
+}
+
+fn no_cgroup(why: String) -> UnitCgroup {
+    UnitCgroup::None {
+        why,
+        not_running: false,
+    }
+}
+
+/// Asks systemd (`systemctl show`) for `unit`'s cgroup directory.
+fn unit_cgroup(systemctl: &Systemctl, unit: &str) -> UnitCgroup {
+    let state = match systemctl.show(unit) {
+        Ok(state) => state,
+        Err(e) => {
+            return no_cgroup(format!(
+                "cannot ask systemd where {unit} is ({e:#}); without systemd, give its cgroup \
+                 with --cgroup PATH"
+            ));
+        }
+    };
+    if state.load_state != "loaded" {
+        return no_cgroup(format!(
+            "{unit} is not loaded (LoadState={}): check its name with `systemctl list-units \
+             --all {unit}`",
+            state.load_state
+        ));
+    }
+    let Some(group) = state.control_group else {
+        return UnitCgroup::None {
+            why: format!(
+                "{unit} is not running (ActiveState={}), so it has no cgroup: start it \
+                 (`systemctl start {unit}`), or add --persist to enforce at its every start",
+                state.active_state
+            ),
+            not_running: true,
+        };
+    };
+    let hierarchy = match Hierarchy::find() {
+        Ok(h) => h,
+        Err(e) => return no_cgroup(e.to_string()),
+    };
+    match hierarchy.directory(Path::new(&group)) {
+        Some(dir) => UnitCgroup::At(dir),
+        None => no_cgroup(format!(
+            "{unit}'s cgroup {group} is outside the cgroup v2 mount at {}: run keepalive \
+             from the host",
+            hierarchy.mount_point().display()
+        )),
+    }
+}
+
+/// `enforce --unit NAME [--persist] [--remove]`.
+fn enforce_unit(
+    args: &EnforceArgs,
+    unit: &str,
+    root: &Path,
+    out: &Printer,
+) -> anyhow::Result<Exit> {
+    let kind = host::unit_kind(unit)?;
+    let systemctl = Systemctl::default();
+    // With --root the files are not the running systemd's.
+    let reload = args.root.is_none();
+    let cgroup = unit_cgroup(&systemctl, unit);
+    if args.remove {
+        let unpersisted = host::unpersist_unit(root, unit, kind)?;
+        let reloaded = reload && !unpersisted.is_empty();
+        if reloaded {
+            systemctl.daemon_reload().with_context(|| {
+                format!("removed keepalive's drop-in for {unit}, but systemd was not reloaded")
+            })?;
+        }
+        let path = match &cgroup {
+            UnitCgroup::At(dir) => Some(dir.as_path()),
+            UnitCgroup::None { .. } => None,
+        };
+        let removed = keepalive_bpf::remove_for(path, Some(unit))
+            .with_context(|| format!("cannot remove the enforcement on {unit}"))?;
+        out.removed(&removed, &unpersisted, reloaded)?;
+        return Ok(Exit::Success);
+    }
+    let policy = args.settings.policy(args.force);
+    if args.persist {
+        // Not loaded, or no systemd to ask: a typo, unless the files are
+        // for another root (an image).
+        if let UnitCgroup::None {
+            why,
+            not_running: false,
+        } = &cgroup
+            && reload
+        {
+            anyhow::bail!("{why}");
+        }
+        let command = persisted_command(unit, args)?;
+        let persisted = host::persist_unit(root, unit, kind, &command)?;
+        if reload && persisted.changed {
+            systemctl.daemon_reload().with_context(|| {
+                format!(
+                    "wrote {}, but systemd was not reloaded: run `systemctl daemon-reload`",
+                    persisted.dropin.display()
+                )
+            })?;
+        }
+        out.persisted(&persisted)?;
+    }
+    let dir = match cgroup {
+        UnitCgroup::At(dir) => dir,
+        UnitCgroup::None { .. } if args.persist => {
+            out.note(&format!(
+                "{unit} has no cgroup now: keepalive is enforced on it at its next start"
+            ))?;
+            return Ok(Exit::Success);
+        }
+        UnitCgroup::None { why, .. } => anyhow::bail!("{why}"),
+    };
+    let persisted = args.persist || host::unit_is_persisted(root, unit, kind);
+    let enforced = keepalive_bpf::enforce_for(&Origin::unit(unit, &dir, persisted), &policy)
+        .with_context(|| format!("cannot enforce keepalive on {unit} ({})", dir.display()))?;
+    report_enforced(&enforced, out)
+}
+
+/// The command systemd runs at every start of the unit: this program
+/// with the same unit and settings (no --persist, no --root).
+fn persisted_command(unit: &str, args: &EnforceArgs) -> anyhow::Result<Vec<OsString>> {
+    let exe = std::env::current_exe().context("cannot find the path of this program")?;
+    let mut command: Vec<OsString> =
+        vec![exe.into(), "enforce".into(), "--unit".into(), unit.into()];
+    command.extend(settings_args(args).into_iter().map(OsString::from));
+    Ok(command)
+}
+
+/// The settings flags as they would be typed: what was given, nothing else.
+fn settings_args(args: &EnforceArgs) -> Vec<String> {
+    let s = &args.settings;
+    let mut out = Vec::new();
+    if let Some(v) = s.idle {
+        out.extend(["--idle".to_owned(), v.get().to_string()]);
+    }
+    if let Some(v) = s.interval {
+        out.extend(["--interval".to_owned(), v.get().to_string()]);
+    }
+    if let Some(v) = s.count {
+        out.extend(["--count".to_owned(), v.get().to_string()]);
+    }
+    match s.user_timeout {
+        None => {}
+        Some(UserTimeout::Auto) => out.extend(["--user-timeout".to_owned(), "auto".to_owned()]),
+        Some(UserTimeout::Millis(ms)) => {
+            out.extend(["--user-timeout".to_owned(), format!("{}ms", ms.get())]);
+        }
+    }
+    if args.force {
+        out.push("--force".to_owned());
+    }
+    out
+}
+
+fn status(root: &Path, out: &Printer) -> anyhow::Result<Exit> {
     let all = keepalive_bpf::status().context("cannot list the enforced cgroups")?;
     for e in &all {
         out.enforcement(e)?;
     }
-    out.status_summary(&all)?;
-    Ok(Exit::Success)
-}
-
-fn remove(cgroup: &Path, out: &Printer) -> anyhow::Result<Exit> {
-    let removed = keepalive_bpf::remove(cgroup)
-        .with_context(|| format!("cannot remove the enforcement on {}", cgroup.display()))?;
-    out.removed(&removed)?;
+    out.status_summary(&all, &host::persisted_units(root))?;
     Ok(Exit::Success)
 }
 
@@ -114,6 +285,8 @@ impl Printer {
             json::print(&Message::Enforced(json::Enforced {
                 cgroup: &e.cgroup,
                 cgroup_id: e.cgroup_id,
+                unit: e.origin.unit.as_deref(),
+                persisted: e.origin.persisted,
                 change,
                 settings: policy_json(&e.policy),
                 previous: e.previous.as_ref().map(policy_json),
@@ -124,9 +297,14 @@ impl Printer {
             return Ok(());
         }
         let mut out = std::io::stdout().lock();
+        let unit = e
+            .origin
+            .unit
+            .as_deref()
+            .map_or_else(String::new, |u| format!("{u}, "));
         writeln!(
             out,
-            "keepalive enforced on {} (cgroup id {}): {change}",
+            "keepalive enforced on {} ({unit}cgroup id {}): {change}",
             e.cgroup.display(),
             e.cgroup_id
         )?;
@@ -144,14 +322,59 @@ impl Printer {
             e.attachment.prog_id,
             e.attachment.link_id
         )?;
+        match (&e.origin.unit, e.origin.persisted) {
+            (Some(unit), true) => writeln!(
+                out,
+                "  persisted: systemd enforces it again at every start of {unit}"
+            )?,
+            (Some(unit), false) => writeln!(
+                out,
+                "  until {unit} stops or restarts (--persist makes it last)"
+            )?,
+            (None, _) => writeln!(out, "  until the cgroup is removed")?,
+        }
+        Ok(())
+    }
+
+    /// The drop-in `--persist` wrote.
+    fn persisted(&self, p: &UnitPersisted) -> anyhow::Result<()> {
+        if self.json {
+            json::print(&Message::Persisted(json::Persisted {
+                path: &p.dropin,
+                changed: p.changed,
+            }))?;
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        let verb = if p.changed { "wrote" } else { "unchanged:" };
+        writeln!(out, "{verb} {}", p.dropin.display())?;
+        if let Some(t) = &p.template_written {
+            writeln!(
+                out,
+                "wrote {} (no packaged copy was installed)",
+                t.display()
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A sentence for the reader; nothing in JSON.
+    fn note(&self, text: &str) -> anyhow::Result<()> {
+        if !self.json {
+            writeln!(std::io::stdout(), "{text}")?;
+        }
         Ok(())
     }
 
     fn enforcement(&self, e: &Enforcement) -> anyhow::Result<()> {
         if self.json {
+            let origin = e.origin.as_ref();
             json::print(&Message::Enforcement(json::Enforcement {
                 cgroup: e.cgroup.as_deref(),
                 cgroup_id: e.cgroup_id,
+                path: origin.map(|o| o.path.as_path()),
+                unit: origin.and_then(|o| o.unit.as_deref()),
+                persisted: origin.is_some_and(|o| o.persisted),
                 attached: e.attachment.is_some(),
                 prog_id: e.attachment.map(|a| a.prog_id),
                 link_id: e.attachment.map(|a| a.link_id),
@@ -162,10 +385,11 @@ impl Printer {
             return Ok(());
         }
         let mut out = std::io::stdout().lock();
-        let cgroup = e.cgroup.as_deref().map_or_else(
-            || "(cgroup removed)".to_owned(),
-            |p| p.display().to_string(),
-        );
+        let cgroup = match (&e.cgroup, &e.origin) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(o)) => format!("{} (cgroup removed)", o.path.display()),
+            (None, None) => "(cgroup removed)".to_owned(),
+        };
         let state = match (e.attachment, e.link_pinned) {
             (Some(a), true) => format!(
                 "attached (program {}, link {}, pinned)",
@@ -180,6 +404,21 @@ impl Printer {
             }
         };
         writeln!(out, "{cgroup} (cgroup id {}): {state}", e.cgroup_id)?;
+        match &e.origin {
+            Some(Origin {
+                unit: Some(unit),
+                persisted: true,
+                ..
+            }) => writeln!(
+                out,
+                "  for {unit}, persisted: systemd enforces it again at every start"
+            )?,
+            Some(Origin {
+                unit: Some(unit), ..
+            }) => writeln!(out, "  for {unit}, not persisted")?,
+            Some(o) => writeln!(out, "  for the cgroup {}", o.path.display())?,
+            None => {}
+        }
         match &e.policy {
             Some(p) => {
                 writeln!(out, "  {}", describe(p))?;
@@ -192,25 +431,37 @@ impl Printer {
     }
 
     /// The last line of `--status`, printed even when nothing is enforced.
-    fn status_summary(&self, all: &[Enforcement]) -> anyhow::Result<()> {
+    fn status_summary(&self, all: &[Enforcement], units: &[String]) -> anyhow::Result<()> {
         let enforcements = all.len() as u64;
         let attached = all.iter().filter(|e| e.attachment.is_some()).count() as u64;
         if self.json {
             json::print(&Message::EnforceSummary(EnforceSummary {
                 enforcements,
                 attached,
+                persisted_units: units.to_vec(),
             }))?;
-        } else if enforcements == 0 {
-            writeln!(std::io::stdout(), "keepalive is not enforced on any cgroup")?;
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        if enforcements == 0 {
+            writeln!(out, "keepalive is not enforced on any cgroup")?;
+        }
+        if !units.is_empty() {
+            writeln!(
+                out,
+                "persisted (enforced at every start): {}",
+                units.join(", ")
+            )?;
         }
         Ok(())
     }
 
-    fn removed(&self, r: &Removed) -> anyhow::Result<()> {
+    fn removed(&self, r: &Removed, unpersisted: &[PathBuf], reloaded: bool) -> anyhow::Result<()> {
         if self.json {
             json::print(&Message::Removed(json::Removed {
-                cgroup: &r.cgroup,
+                cgroup: r.cgroup.as_deref(),
                 cgroup_id: r.cgroup_id,
+                unit: r.unit.as_deref(),
                 detached: r
                     .detached
                     .iter()
@@ -220,34 +471,55 @@ impl Printer {
                     })
                     .collect(),
                 unpinned: r.unpinned.as_deref(),
+                left_over: r.left_over.iter().map(PathBuf::as_path).collect(),
+                unpersisted: unpersisted.iter().map(PathBuf::as_path).collect(),
+                reloaded,
             }))?;
             return Ok(());
         }
         let mut out = std::io::stdout().lock();
-        if r.detached.is_empty() && r.unpinned.is_none() {
+        let what = match (&r.unit, &r.cgroup) {
+            (Some(unit), _) => unit.clone(),
+            (None, Some(cgroup)) => cgroup.display().to_string(),
+            (None, None) => "it".to_owned(),
+        };
+        if r.is_empty() && unpersisted.is_empty() {
             writeln!(
                 out,
-                "keepalive is not enforced on {}: nothing to remove",
-                r.cgroup.display()
+                "keepalive is not enforced on {what}: nothing to remove"
             )?;
             return Ok(());
         }
+        let from = r
+            .cgroup
+            .as_deref()
+            .map_or_else(|| what.clone(), |c| c.display().to_string());
         for a in &r.detached {
             writeln!(
                 out,
-                "detached program {} (link {}) from {}",
-                a.prog_id,
-                a.link_id,
-                r.cgroup.display()
+                "detached program {} (link {}) from {from}",
+                a.prog_id, a.link_id,
             )?;
         }
         if let Some(dir) = &r.unpinned {
             writeln!(out, "removed the pins in {}", dir.display())?;
         }
+        for dir in &r.left_over {
+            writeln!(
+                out,
+                "removed the pins in {} (their cgroup is gone)",
+                dir.display()
+            )?;
+        }
+        for file in unpersisted {
+            writeln!(out, "removed {}", file.display())?;
+        }
+        if reloaded {
+            writeln!(out, "reloaded systemd (systemctl daemon-reload)")?;
+        }
         writeln!(
             out,
-            "new connections of {} no longer get keepalive from the kernel; existing ones keep theirs",
-            r.cgroup.display()
+            "new connections of {what} no longer get keepalive from the kernel; existing ones keep theirs"
         )?;
         Ok(())
     }

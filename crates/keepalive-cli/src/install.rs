@@ -2,6 +2,11 @@
 //! [`LIBDIR`] and, with `--global`, its entry in /etc/ld.so.preload, which
 //! makes the loader preload it into every dynamically linked program.
 //!
+//! The Debian package's library ([`PACKAGED`]) is already installed: it is
+//! preloaded where it is, and never copied to [`LIBDIR`]. dpkg replaces it
+//! atomically on an upgrade, and the package's prerm calls `keepalive
+//! uninstall --global` before removing it.
+//!
 //! A global preload reaches every program on the host, so nothing is
 //! written before it is known to work: the library is test-loaded into
 //! `keepalive check` first (ld.so only prints an error and runs the program
@@ -29,7 +34,7 @@ use keepalive::host::{LD_SO_PRELOAD, LdSoPreload, write_atomic};
 
 use crate::cli::{InstallArgs, UninstallArgs};
 use crate::exit::Exit;
-use crate::library::{self, FILE_NAME, LIBDIR};
+use crate::library::{self, FILE_NAME, LIBDIR, PACKAGED};
 
 mod test_load;
 mod tree;
@@ -54,6 +59,24 @@ const KEEPALIVE_ON: &str = "SO_KEEPALIVE is ON";
 /// the entry written to /etc/ld.so.preload.
 fn installed_library() -> PathBuf {
     Path::new(LIBDIR).join(FILE_NAME)
+}
+
+/// Every entry `install --global` may write: the copy in [`LIBDIR`] and
+/// the package's library. `uninstall --global` removes them all.
+fn our_entries() -> [PathBuf; 2] {
+    [installed_library(), PathBuf::from(PACKAGED)]
+}
+
+/// True when `source` is the package's library in the tree: the same file
+/// as `<root>/usr/lib/keepalive/libkeepalive.so`. It is then preloaded in
+/// place, not copied.
+fn is_packaged(root: &Root, source: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let packaged = root.host(Path::new(PACKAGED));
+    match (fs::metadata(source), fs::metadata(&packaged)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 pub fn install(args: &InstallArgs) -> anyhow::Result<Exit> {
@@ -100,35 +123,50 @@ fn install_saying(args: &InstallArgs, said: &mut Vec<String>) -> anyhow::Result<
             .with_context(|| format!("--library {}: bad path", path.display()))?,
         None => library::find()?,
     };
-    let entry = installed_library();
+    let packaged = is_packaged(&root, &source);
+    let entry = if packaged {
+        PathBuf::from(PACKAGED)
+    } else {
+        installed_library()
+    };
     let target = root.host(&entry);
     let preload_path = Path::new(LD_SO_PRELOAD);
 
     // Nothing is written through a symbolic link, nor before the library
     // is known to load: an earlier `install --global` may have made every
     // program preload the file this replaces.
-    root.refuse_symlinks(&library_path())?;
+    root.refuse_symlinks(&path_parts(&entry))?;
     if args.global {
         root.refuse_symlinks(&preload_path_parts())?;
     }
     test_load(&source)?;
-    let copied = copy_library(&source, &target)?;
-    if let Err(err) = test_load(&target) {
-        // It loaded from where it was but not from where it went (a noexec
-        // mount?): put the target back, so that "not installed" is true.
-        copied.undo(&target)?;
-        return Err(err);
-    }
-    said.push(match copied {
-        Copied::Unchanged { mode: None } => format!("{} is up to date", target.display()),
-        Copied::Unchanged { mode: Some(mode) } => format!(
-            "{} is up to date; its mode was {mode:04o}, now {MODE:04o}",
+    if packaged {
+        // dpkg owns the file: nothing to copy, and the test-load above was
+        // of the very file the entry names.
+        said.push(format!(
+            "{} is the keepalive package's library: used where it is",
             target.display()
-        ),
-        Copied::Replaced { .. } => {
-            format!("copied {} to {}", source.display(), target.display())
+        ));
+    } else {
+        let copied = copy_library(&source, &target)?;
+        if let Err(err) = test_load(&target) {
+            // It loaded from where it was but not from where it went (a
+            // noexec mount?): put the target back, so that "not installed"
+            // is true.
+            copied.undo(&target)?;
+            return Err(err);
         }
-    });
+        said.push(match copied {
+            Copied::Unchanged { mode: None } => format!("{} is up to date", target.display()),
+            Copied::Unchanged { mode: Some(mode) } => format!(
+                "{} is up to date; its mode was {mode:04o}, now {MODE:04o}",
+                target.display()
+            ),
+            Copied::Replaced { .. } => {
+                format!("copied {} to {}", source.display(), target.display())
+            }
+        });
+    }
     if !args.global {
         return Ok(Exit::Success);
     }
@@ -168,7 +206,6 @@ fn install_saying(args: &InstallArgs, said: &mut Vec<String>) -> anyhow::Result<
 /// [`uninstall`], with what it has to say pushed to `said`.
 fn uninstall_saying(args: &UninstallArgs, said: &mut Vec<String>) -> anyhow::Result<Exit> {
     let root = Root::new(args.root.as_deref(), "uninstall --global")?;
-    let entry = installed_library();
     let file = root.host(Path::new(LD_SO_PRELOAD));
     root.refuse_symlinks(&preload_path_parts())?;
     let Some(_lock) = root.lock_existing_etc()? else {
@@ -181,14 +218,23 @@ fn uninstall_saying(args: &UninstallArgs, said: &mut Vec<String>) -> anyhow::Res
         return Ok(Exit::Success);
     };
     let mut preload = LdSoPreload::new(existing.bytes);
-    if !preload.remove(&entry) {
+    let removed: Vec<PathBuf> = our_entries()
+        .into_iter()
+        .filter(|entry| preload.remove(entry))
+        .collect();
+    if removed.is_empty() {
+        let ours: Vec<String> = our_entries()
+            .iter()
+            .map(|e| e.display().to_string())
+            .collect();
         said.push(format!(
             "not installed: {} does not preload {}",
             file.display(),
-            entry.display()
+            ours.join(" nor ")
         ));
         return Ok(Exit::Success);
     }
+    let names: Vec<String> = removed.iter().map(|e| e.display().to_string()).collect();
     if preload.is_blank() {
         remove_file(&file)?;
         said.push(format!(
@@ -199,29 +245,27 @@ fn uninstall_saying(args: &UninstallArgs, said: &mut Vec<String>) -> anyhow::Res
         write_atomic(&file, preload.as_bytes(), existing.mode)?;
         said.push(format!(
             "removed {} from {}",
-            entry.display(),
+            names.join(" and "),
             file.display()
         ));
     }
+    let kept: Vec<String> = removed
+        .iter()
+        .map(|e| root.host(e).display().to_string())
+        .collect();
+    let stay = if kept.len() == 1 { "stays" } else { "stay" };
+    let kept = kept.join(" and ");
     said.push(match &args.root {
         None => format!(
             "Programs started from now on are not preloaded; running ones keep the library \
-             until they restart. {} stays in place for `keepalive run`.",
-            root.host(&entry).display()
+             until they restart. {kept} {stay} in place for `keepalive run`."
         ),
         Some(dir) => format!(
-            "The system in {} no longer preloads it. {} stays in place for `keepalive run`.",
-            dir.display(),
-            root.host(&entry).display()
+            "The system in {} no longer preloads it. {kept} {stay} in place for `keepalive run`.",
+            dir.display()
         ),
     });
     Ok(Exit::Success)
-}
-
-/// The installed library and its directories below `/`, top down:
-/// `/usr`, `/usr/local`, ..., `/usr/local/lib/keepalive/libkeepalive.so`.
-fn library_path() -> Vec<PathBuf> {
-    path_parts(&installed_library())
 }
 
 /// `/etc` and `/etc/ld.so.preload`.
@@ -241,7 +285,7 @@ fn path_parts(path: &Path) -> Vec<PathBuf> {
 }
 
 /// `path` as a shell word.
-fn shell_word(path: &Path) -> String {
+pub(crate) fn shell_word(path: &Path) -> String {
     let text = path.to_string_lossy();
     if !text.is_empty()
         && text
@@ -379,5 +423,23 @@ mod tests {
             installed_library(),
             Path::new(LIBDIR).join("libkeepalive.so")
         );
+    }
+
+    #[test]
+    fn the_packaged_library_is_recognised_by_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(Some(dir.path()), "install").unwrap();
+        let packaged = dir.path().join("usr/lib/keepalive/libkeepalive.so");
+        fs::create_dir_all(packaged.parent().unwrap()).unwrap();
+        fs::write(&packaged, b"library").unwrap();
+        let copy = dir.path().join("libkeepalive.so");
+        fs::write(&copy, b"library").unwrap();
+        assert!(is_packaged(&root, &packaged));
+        // Through another path to the same file, too.
+        let link = dir.path().join("link.so");
+        std::os::unix::fs::symlink(&packaged, &link).unwrap();
+        assert!(is_packaged(&root, &link));
+        // Same bytes elsewhere: a copy, not the package's.
+        assert!(!is_packaged(&root, &copy));
     }
 }

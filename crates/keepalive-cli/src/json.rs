@@ -35,12 +35,12 @@
 //! | `attach_summary` | attach | `pid`, `command`, `sockets`, `changed`, `unchanged`, `skipped`, `failed`, `dry_run` |
 //! | `sysctl` | sysctl | `netns`, `idle`, `interval`, `count`, `detection_secs` |
 //! | `change` | sysctl set | `setting`, `key`, `old`, `new` |
-//! | `persisted` | sysctl | `path`, `changed` |
+//! | `persisted` | sysctl, enforce --persist | `path`, `changed` |
 //! | `override` | sysctl | `path`, `line`, `key`, `value` |
-//! | `enforced` | enforce | `cgroup`, `cgroup_id`, `change`, `settings`, `previous`, `pin_dir`, `prog_id`, `link_id` |
-//! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `attached`, `prog_id`, `link_id`, `link_pinned`, `settings`, `pin_dir` |
-//! | `enforce_summary` | enforce --status | `enforcements`, `attached` |
-//! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `detached`, `unpinned` |
+//! | `enforced` | enforce | `cgroup`, `cgroup_id`, `unit`, `persisted`, `change`, `settings`, `previous`, `pin_dir`, `prog_id`, `link_id` |
+//! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `path`, `unit`, `persisted`, `attached`, `prog_id`, `link_id`, `link_pinned`, `settings`, `pin_dir` |
+//! | `enforce_summary` | enforce --status | `enforcements`, `attached`, `persisted_units` |
+//! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `unit`, `detached`, `unpinned`, `left_over`, `unpersisted`, `reloaded` |
 //! | `finding` | doctor | `severity`, `kind`, `message`, `pid`, `command`, `unit`, `cgroup`, `connections`, `oldest_idle_secs`, `fixes` |
 //! | `host_status` | status | `netns`, `defaults`, `persisted`, `overrides`, `global_preload`, `enforcements` |
 //! | `doctor_summary` | doctor | `netns`, `idle_timeout_secs`, `timeout_source`, `connections`, `options_read`, `at_risk`, `critical`, `warning`, `info` |
@@ -373,6 +373,10 @@ pub struct PolicyJson {
 pub struct Enforced<'a> {
     pub cgroup: &'a Path,
     pub cgroup_id: u64,
+    /// The systemd unit it was made for (`--unit`), else `null`.
+    pub unit: Option<&'a str>,
+    /// systemd enforces it again at every start of the unit.
+    pub persisted: bool,
     /// `attached` or `updated`.
     pub change: &'static str,
     pub settings: PolicyJson,
@@ -388,6 +392,14 @@ pub struct Enforcement<'a> {
     /// `null` when the cgroup is gone.
     pub cgroup: Option<&'a Path>,
     pub cgroup_id: u64,
+    /// The cgroup path it was made for (kept after the cgroup is gone);
+    /// `null` for pins that record nothing.
+    pub path: Option<&'a Path>,
+    /// The systemd unit it was made for, else `null`.
+    pub unit: Option<&'a str>,
+    /// systemd enforces it again at every start of the unit.
+    pub persisted: bool,
+    /// The program acts on the cgroup now.
     pub attached: bool,
     pub prog_id: Option<u32>,
     pub link_id: Option<u32>,
@@ -402,6 +414,8 @@ pub struct Enforcement<'a> {
 pub struct EnforceSummary {
     pub enforcements: u64,
     pub attached: u64,
+    /// The units with our drop-in, running or not, sorted.
+    pub persisted_units: Vec<String>,
 }
 
 /// A program detached from a cgroup.
@@ -414,10 +428,21 @@ pub struct Detached {
 /// `keepalive enforce --remove`.
 #[derive(Debug, Serialize)]
 pub struct Removed<'a> {
-    pub cgroup: &'a Path,
-    pub cgroup_id: u64,
+    /// The cgroup asked for, or found for the unit; `null` when unknown.
+    pub cgroup: Option<&'a Path>,
+    /// `null` when the cgroup does not exist (any more).
+    pub cgroup_id: Option<u64>,
+    /// With `--unit`.
+    pub unit: Option<&'a str>,
     pub detached: Vec<Detached>,
+    /// The live cgroup's pin directory.
     pub unpinned: Option<&'a Path>,
+    /// Pin directories of gone cgroups made for the same path or unit.
+    pub left_over: Vec<&'a Path>,
+    /// The systemd files removed (drop-in, our unit's symlinks).
+    pub unpersisted: Vec<&'a Path>,
+    /// `systemctl daemon-reload` ran.
+    pub reloaded: bool,
 }
 
 /// `keepalive doctor`: one finding.
@@ -581,12 +606,14 @@ mod tests {
         let msg = Message::EnforceSummary(EnforceSummary {
             enforcements: 0,
             attached: 0,
+            persisted_units: vec!["app.service".to_owned()],
         });
         let mut out = Vec::new();
         write(&mut out, &msg).unwrap();
         assert_eq!(
             out,
-            b"{\"type\":\"enforce_summary\",\"data\":{\"enforcements\":0,\"attached\":0}}\n"
+            b"{\"type\":\"enforce_summary\",\"data\":{\"enforcements\":0,\"attached\":0,\
+              \"persisted_units\":[\"app.service\"]}}\n"
         );
     }
 }

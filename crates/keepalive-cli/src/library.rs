@@ -19,8 +19,14 @@ pub const LIBDIR: &str = match option_env!("KEEPALIVE_LIBDIR") {
 
 pub const FILE_NAME: &str = "libkeepalive.so";
 
+/// Where the Debian package puts the library: a directory of its own, so
+/// that it installs beside Debian's libkeepalive0 (`/usr/lib/libkeepalive.so`).
+/// `/usr/bin/keepalive` finds it as `<exe>/../lib/keepalive/`.
+pub const PACKAGED: &str = "/usr/lib/keepalive/libkeepalive.so";
+
 /// The absolute path of the library to preload: `$KEEPALIVE_LIBRARY`, else
-/// next to this executable, else `<exe>/../lib/keepalive/`, else [`LIBDIR`].
+/// next to this executable, else `<exe>/../lib/keepalive/`, else [`LIBDIR`],
+/// else the packaged one ([`PACKAGED`]).
 pub fn find() -> anyhow::Result<PathBuf> {
     if let Some(path) = env::var_os(LIBRARY_VAR) {
         let path = PathBuf::from(path);
@@ -51,10 +57,87 @@ pub fn find() -> anyhow::Result<PathBuf> {
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     bail!(
-        "cannot find {FILE_NAME}; looked in: {}. Build it with `cargo build --release` \
-         (it lands next to the keepalive binary), install it, or set {LIBRARY_VAR}=/path/to/{FILE_NAME}",
-        tried.join(", ")
+        "cannot find {FILE_NAME}; looked in: {}. {}",
+        tried.join(", "),
+        how_to_get(&exe)
     )
+}
+
+/// How to get the library, for a keepalive at `exe` that found none: what
+/// to build and where to put it, for the layout `exe` is in.
+fn how_to_get(exe: &Path) -> String {
+    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let prefix = dir.parent();
+    match layout(dir) {
+        Layout::CargoInstall => {
+            let lib_dir = prefix.unwrap_or(dir).join("lib/keepalive");
+            format!(
+                "`cargo install` installs the keepalive binary only: in the source tree, \
+                 build the library with `cargo build --release -p keepalive-preload`, then \
+                 copy it where this keepalive looks (`install -D -m 644 \
+                 target/release/{FILE_NAME} {}`), or set \
+                 {LIBRARY_VAR}=/path/to/target/release/{FILE_NAME}",
+                crate::install::shell_word(&lib_dir.join(FILE_NAME))
+            )
+        }
+        Layout::CargoTarget(profile) => {
+            let flag = match profile.as_str() {
+                "debug" => String::new(),
+                "release" => " --release".to_owned(),
+                other => format!(" --profile {other}"),
+            };
+            format!(
+                "Build it with `cargo build{flag} -p keepalive-preload` (it lands next to \
+                 this keepalive binary, in {}), or set {LIBRARY_VAR}=/path/to/{FILE_NAME}",
+                dir.display()
+            )
+        }
+        Layout::Other => format!(
+            "Install the keepalive package (it puts the library in {}), or build it from \
+             the source tree with `cargo build --release -p keepalive-preload` and install \
+             it with `sudo keepalive install --library target/release/{FILE_NAME}` (into \
+             {LIBDIR}), or set {LIBRARY_VAR}=/path/to/{FILE_NAME}",
+            Path::new(PACKAGED)
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .display()
+        ),
+    }
+}
+
+/// Where a keepalive binary lives, as far as finding its library goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Layout {
+    /// `cargo install`'s root: `<root>/bin/keepalive`, with cargo's
+    /// records of what it installed (`.crates.toml`, `.crates2.json`) in
+    /// `<root>`.
+    CargoInstall,
+    /// A cargo target directory, `target/<profile>/keepalive`: cargo marks
+    /// `target/` with `CACHEDIR.TAG`.
+    CargoTarget(String),
+    /// Anything else: a package, a copy.
+    Other,
+}
+
+fn layout(dir: &Path) -> Layout {
+    let Some(prefix) = dir.parent() else {
+        return Layout::Other;
+    };
+    if dir.file_name() == Some(std::ffi::OsStr::new("bin"))
+        && (prefix.join(".crates.toml").is_file() || prefix.join(".crates2.json").is_file())
+    {
+        return Layout::CargoInstall;
+    }
+    let profile = dir.file_name().and_then(|n| n.to_str());
+    // `target/<triple>/<profile>` when cross-compiling.
+    let marked = |d: &Path| d.join("CACHEDIR.TAG").is_file();
+    if let Some(profile) = profile
+        && (marked(prefix) || prefix.parent().is_some_and(marked))
+    {
+        return Layout::CargoTarget(profile.to_owned());
+    }
+    Layout::Other
 }
 
 /// Whether the loader can preload `path`: an ELF shared object of this
@@ -111,9 +194,10 @@ fn candidates(exe: &Path) -> Vec<PathBuf> {
             out.push(prefix.join("lib/keepalive").join(FILE_NAME));
         }
     }
-    let installed = Path::new(LIBDIR).join(FILE_NAME);
-    if !out.contains(&installed) {
-        out.push(installed);
+    for installed in [Path::new(LIBDIR).join(FILE_NAME), PathBuf::from(PACKAGED)] {
+        if !out.contains(&installed) {
+            out.push(installed);
+        }
     }
     out
 }
@@ -161,7 +245,78 @@ mod tests {
                 PathBuf::from("/opt/ka/bin/libkeepalive.so"),
                 PathBuf::from("/opt/ka/lib/keepalive/libkeepalive.so"),
                 Path::new(LIBDIR).join(FILE_NAME),
+                PathBuf::from(PACKAGED),
             ]
+        );
+        // The package's keepalive finds the package's library second, and
+        // once only.
+        let c = candidates(Path::new("/usr/bin/keepalive"));
+        assert_eq!(c[1], Path::new(PACKAGED));
+        assert_eq!(c.iter().filter(|p| *p == Path::new(PACKAGED)).count(), 1);
+    }
+
+    #[test]
+    fn layouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cargo = dir.path().join("cargo");
+        std::fs::create_dir_all(cargo.join("bin")).unwrap();
+        assert_eq!(layout(&cargo.join("bin")), Layout::Other);
+        std::fs::write(cargo.join(".crates2.json"), "{}").unwrap();
+        assert_eq!(layout(&cargo.join("bin")), Layout::CargoInstall);
+
+        let target = dir.path().join("target");
+        std::fs::create_dir_all(target.join("release")).unwrap();
+        std::fs::create_dir_all(target.join("x86_64-unknown-linux-gnu/debug")).unwrap();
+        std::fs::write(target.join("CACHEDIR.TAG"), "Signature").unwrap();
+        assert_eq!(
+            layout(&target.join("release")),
+            Layout::CargoTarget("release".to_owned())
+        );
+        assert_eq!(
+            layout(&target.join("x86_64-unknown-linux-gnu/debug")),
+            Layout::CargoTarget("debug".to_owned())
+        );
+        assert_eq!(layout(Path::new("/usr/bin")), Layout::Other);
+    }
+
+    #[test]
+    fn the_hint_fits_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("cargo root");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join(".crates.toml"), "").unwrap();
+        let hint = how_to_get(&root.join("bin/keepalive"));
+        let lib = root
+            .canonicalize()
+            .unwrap()
+            .join("lib/keepalive/libkeepalive.so");
+        assert!(
+            hint.contains("cargo build --release -p keepalive-preload"),
+            "{hint}"
+        );
+        assert!(
+            hint.contains(&format!(
+                "install -D -m 644 target/release/libkeepalive.so '{}'",
+                lib.display()
+            )),
+            "{hint}"
+        );
+        assert!(!hint.contains("next to"), "{hint}");
+
+        let target = dir.path().join("target");
+        std::fs::create_dir_all(target.join("debug")).unwrap();
+        std::fs::write(target.join("CACHEDIR.TAG"), "Signature").unwrap();
+        let hint = how_to_get(&target.join("debug/keepalive"));
+        assert!(
+            hint.starts_with("Build it with `cargo build -p keepalive-preload` (it lands next to"),
+            "{hint}"
+        );
+
+        let hint = how_to_get(Path::new("/opt/nowhere/keepalive"));
+        assert!(hint.contains("/usr/lib/keepalive"), "{hint}");
+        assert!(
+            hint.contains("sudo keepalive install --library target/release/libkeepalive.so"),
+            "{hint}"
         );
     }
 }

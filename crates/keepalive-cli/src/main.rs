@@ -7,6 +7,7 @@ mod cli;
 mod doctor;
 mod enforce;
 mod exit;
+mod generate;
 mod human;
 mod in_place;
 mod install;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Enforce(args) => enforce::enforce(&args),
         Command::Doctor(args) => doctor::doctor(&args),
         Command::Metrics(args) => metrics::metrics(&args),
+        Command::Generate(args) => generate::generate(&args),
         Command::Status(args) => status::status(&args),
     };
     exit::finish(result).into()

@@ -294,6 +294,17 @@ impl Metrics {
                 probes += u64::from(timer.count);
             }
         }
+        // Every state of a (command, unit) seen, 0 included: a series that
+        // drops to 0 must read 0, not vanish (an alert on `== 0`, or the
+        // count falling after `attach`).
+        let groups: std::collections::BTreeSet<(String, String)> =
+            by.keys().map(|(c, u, _)| (c.clone(), u.clone())).collect();
+        for (command, unit) in groups {
+            for state in ["on", "off", "unknown"] {
+                by.entry((command.clone(), unit.clone(), state))
+                    .or_default();
+            }
+        }
         for ((command, unit, state), n) in &by {
             self.gauge(
                 "keepalive_connections",

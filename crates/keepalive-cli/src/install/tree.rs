@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use keepalive::host::LD_SO_PRELOAD;
-
-use super::{DIR_MODE, installed_library, path_parts, shell_word};
+use super::{DIR_MODE, path_parts, shell_word};
 
 /// The directory tree to act in: `/`, or `--root DIR`.
 pub(super) struct Root {
@@ -73,10 +71,12 @@ impl Root {
     /// administrator's (`/usr/local -> /var/usrlocal` on image-based
     /// systems), not a way out of a tree.
     pub(super) fn refuse_symlinks(&self, paths: &[PathBuf]) -> anyhow::Result<()> {
-        let files = [installed_library(), PathBuf::from(LD_SO_PRELOAD)];
+        // `paths` is a file and its directories, top down: the file last.
         let checked = paths
             .iter()
-            .filter(|p| self.dir.is_some() || files.contains(p));
+            .enumerate()
+            .filter(|(i, _)| self.dir.is_some() || *i + 1 == paths.len())
+            .map(|(_, p)| p);
         for path in checked {
             let host = self.host(path);
             match fs::symlink_metadata(&host) {
