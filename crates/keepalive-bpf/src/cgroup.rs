@@ -60,8 +60,10 @@ impl Hierarchy {
             })
     }
 
-    /// The directory of `cgroup` (a path as /proc/PID/cgroup shows it).
-    fn directory(&self, cgroup: &Path) -> Option<PathBuf> {
+    /// The directory of `cgroup`, a path as /proc/PID/cgroup and systemd's
+    /// `ControlGroup` write it (`/system.slice/app.service`); `None` when
+    /// this mount shows only another subtree.
+    pub fn directory(&self, cgroup: &Path) -> Option<PathBuf> {
         let rel = cgroup.strip_prefix(&self.root).ok()?;
         Some(self.mount_point.join(rel))
     }

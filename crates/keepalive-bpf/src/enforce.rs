@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cgroup::{Cgroup, Hierarchy};
 use crate::error::{Error, Result};
 use crate::object::{self, Link, SettingsMap};
+use crate::origin::Origin;
 use crate::pin::{BpfFsMount, PinDir, Pins};
 use crate::program::Policy;
 
@@ -72,6 +73,8 @@ pub struct Enforced {
     pub attachment: Attachment,
     /// Whether bpffs had to be mounted.
     pub bpffs: BpfFsMount,
+    /// What it was made for, as recorded beside the pins.
+    pub origin: Origin,
 }
 
 /// A program attached to a cgroup through a link.
@@ -93,11 +96,22 @@ pub struct Attachment {
 /// Also removes the pins of enforcements that no longer act (their cgroup
 /// was removed, or the `keepalive run --enforce` that owned them died).
 pub fn enforce(cgroup: &Path, policy: &Policy) -> Result<Enforced> {
+    enforce_for(&Origin::path(cgroup), policy)
+}
+
+/// [`enforce`] on `origin.path`, recording `origin` (the unit it was made
+/// for, whether it is persisted) beside the pins. Updating an enforcement
+/// made for a unit by its path keeps the unit in the record.
+pub fn enforce_for(origin: &Origin, policy: &Policy) -> Result<Enforced> {
     check_privileges()?;
-    let cg = Cgroup::open(cgroup)?;
+    let cg = Cgroup::open(&origin.path)?;
     let pins = Pins::lock()?;
     let dir = pins.dir(cg.id());
     prune_stale(&dir)?;
+    let origin = match dir.origin() {
+        Some(old) if origin.unit.is_none() && old.path == origin.path => old,
+        _ => origin.clone(),
+    };
     let enforced = |change, previous, attachment| Enforced {
         cgroup: cg.path().to_path_buf(),
         cgroup_id: cg.id(),
@@ -107,11 +121,13 @@ pub fn enforce(cgroup: &Path, policy: &Policy) -> Result<Enforced> {
         pin_dir: dir.path().to_path_buf(),
         attachment,
         bpffs: pins.mount,
+        origin: origin.clone(),
     };
     if dir.exists() {
         if let Some((map, attachment)) = open_attached(&dir)? {
             let previous = map.read().ok();
             map.write(policy)?;
+            dir.write_origin(&origin)?;
             return Ok(enforced(Change::Updated, previous, attachment));
         }
         // Left over and no longer acting: start afresh.
@@ -125,6 +141,7 @@ pub fn enforce(cgroup: &Path, policy: &Policy) -> Result<Enforced> {
         .map_err(|e| Error::syscall("BPF_OBJ_GET_INFO_BY_FD", e))?;
     let pinned = dir
         .create()
+        .and_then(|()| dir.write_origin(&origin))
         .and_then(|()| map.pin(&dir.c_settings()?, &dir.settings()))
         .and_then(|()| link.pin(&dir.c_link()?, &dir.link()));
     if let Err(e) = pinned {
@@ -167,12 +184,53 @@ fn open_attached(dir: &PinDir) -> Result<Option<(SettingsMap, Attachment)>> {
 /// Removes the pin directories, other than `keep`, whose program no
 /// longer acts on a live cgroup.
 fn prune_stale(keep: &PinDir) -> Result<()> {
+    let hierarchy = Hierarchy::find().ok();
     for dir in PinDir::list()? {
-        if dir != *keep && open_attached(&dir)?.is_none() {
+        if dir == *keep {
+            continue;
+        }
+        let gone = matches!(
+            locate(&dir, dir.origin().as_ref(), hierarchy.as_ref()),
+            Located::Gone
+        );
+        if gone || open_attached(&dir)?.is_none() {
             dir.remove()?;
         }
     }
     Ok(())
+}
+
+/// Where the cgroup of a pin directory is.
+enum Located {
+    /// Its directory.
+    At(PathBuf),
+    /// Removed. The kernel releases a removed cgroup's links a moment after
+    /// rmdir (an RCU grace period and a work item later): until then they
+    /// still show its id, so this is the only sure sign.
+    Gone,
+    /// Cannot be told (no record, no cgroup v2 mount here).
+    Unknown,
+}
+
+/// Finds the cgroup of `dir`: at the path recorded in `origin` when that
+/// directory still has the cgroup's id (a unit's new start makes a new
+/// cgroup at the same path), else by walking the hierarchy.
+fn locate(dir: &PinDir, origin: Option<&Origin>, hierarchy: Option<&Hierarchy>) -> Located {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(o) = origin {
+        match fs::metadata(&o.path) {
+            Ok(m) if m.ino() == dir.cgroup_id() => return Located::At(o.path.clone()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return Located::Unknown,
+        }
+    }
+    match hierarchy {
+        Some(h) => h
+            .find_by_id(dir.cgroup_id())
+            .map_or(Located::Gone, Located::At),
+        None => Located::Unknown,
+    }
 }
 
 /// One enforced cgroup, as [`status`] reports it.
@@ -192,6 +250,9 @@ pub struct Enforcement {
     pub link_pinned: bool,
     /// The pins' directory.
     pub pin_dir: PathBuf,
+    /// What it was made for; `None` for pins that record nothing (made by
+    /// an older keepalive).
+    pub origin: Option<Origin>,
 }
 
 /// Every cgroup with pins under `/sys/fs/bpf/keepalive`, with its policy
@@ -203,6 +264,8 @@ pub fn status() -> Result<Vec<Enforcement>> {
     let hierarchy = Hierarchy::find().ok();
     let mut out = Vec::new();
     for dir in dirs {
+        let origin = dir.origin();
+        let located = locate(&dir, origin.as_ref(), hierarchy.as_ref());
         let (policy, attachment) = match open_attached(&dir) {
             Ok(Some((map, attachment))) => (map.read().ok(), Some(attachment)),
             Ok(None) => (
@@ -214,44 +277,140 @@ pub fn status() -> Result<Vec<Enforcement>> {
             Err(e @ Error::NotPermitted { .. }) => return Err(e),
             Err(_) => (None, None),
         };
+        let (cgroup, attachment) = match located {
+            Located::At(path) => (Some(path), attachment),
+            // Its links go a moment after rmdir: not acting any more.
+            Located::Gone => (None, None),
+            Located::Unknown => (None, attachment),
+        };
         out.push(Enforcement {
             cgroup_id: dir.cgroup_id(),
-            cgroup: hierarchy
-                .as_ref()
-                .and_then(|h| h.find_by_id(dir.cgroup_id())),
+            cgroup,
             policy,
             attachment,
             link_pinned: dir.link().exists(),
             pin_dir: dir.path().to_path_buf(),
+            origin,
         });
     }
     Ok(out)
 }
 
-/// The outcome of [`remove`].
+/// The outcome of [`remove`] and [`remove_for`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
-    /// The cgroup directory.
-    pub cgroup: PathBuf,
-    /// Its id.
-    pub cgroup_id: u64,
-    /// The links detached (none when nothing was enforced).
+    /// The cgroup directory: the one asked for, or the one a unit's pins
+    /// recorded; `None` when neither is known.
+    pub cgroup: Option<PathBuf>,
+    /// Its id; `None` when the cgroup does not exist (any more).
+    pub cgroup_id: Option<u64>,
+    /// The unit asked for, with [`remove_for`].
+    pub unit: Option<String>,
+    /// The links detached (none when nothing was attached).
     pub detached: Vec<Attachment>,
-    /// The pin directory removed, if there was one.
+    /// The live cgroup's pin directory, removed, if there was one.
     pub unpinned: Option<PathBuf>,
+    /// The pin directories of cgroups that are gone (a removed cgroup, a
+    /// unit's earlier starts) made for the same path or unit, removed.
+    pub left_over: Vec<PathBuf>,
+}
+
+impl Removed {
+    /// True when nothing was enforced: nothing detached, nothing unpinned.
+    pub fn is_empty(&self) -> bool {
+        self.detached.is_empty() && self.unpinned.is_none() && self.left_over.is_empty()
+    }
 }
 
 /// Stops enforcing on `cgroup`: detaches every link of the keepalive
 /// program from it (a pinned one, and one a running `keepalive run
 /// --enforce` holds), removes the pins, then checks with `BPF_PROG_QUERY`
-/// that none of those programs is attached any more.
+/// that none of those programs is attached any more. When the cgroup was
+/// removed, removes the pins recorded as made for its path (an error when
+/// there are none: the path is then neither a cgroup nor enforced).
 pub fn remove(cgroup: &Path) -> Result<Removed> {
+    remove_for(Some(cgroup), None)
+}
+
+/// [`remove`] for the cgroup `cgroup` (when given and it exists), and for
+/// every pin directory recorded as made for that path or for `unit`: a
+/// unit's earlier cgroups included, whose pins outlive them.
+pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> {
     check_privileges()?;
-    let cg = Cgroup::open(cgroup)?;
+    let live = match cgroup.map(Cgroup::open) {
+        None => None,
+        Some(Ok(cg)) => Some(cg),
+        Some(Err(Error::Path { source, .. })) if source.kind() == std::io::ErrorKind::NotFound => {
+            None
+        }
+        Some(Err(e)) => return Err(e),
+    };
     let pins = Pins::lock()?;
-    let dir = pins.dir(cg.id());
+    let mut removed = Removed {
+        cgroup: live
+            .as_ref()
+            .map(|cg| cg.path().to_path_buf())
+            .or(cgroup.map(Path::to_path_buf)),
+        cgroup_id: live.as_ref().map(Cgroup::id),
+        unit: unit.map(str::to_owned),
+        detached: Vec::new(),
+        unpinned: None,
+        left_over: Vec::new(),
+    };
+    let live_dir = live.as_ref().map(|cg| pins.dir(cg.id()));
+    if let Some(cg) = &live {
+        removed.detached = detach_ours(cg.id())?;
+        let dir = pins.dir(cg.id());
+        if dir.exists() {
+            dir.remove()?;
+            removed.unpinned = Some(dir.path().to_path_buf());
+        }
+    }
+    for dir in PinDir::list()? {
+        if Some(&dir) == live_dir.as_ref() {
+            continue;
+        }
+        let Some(origin) = dir.origin() else { continue };
+        if !origin.matches(cgroup, unit) {
+            continue;
+        }
+        // Gone, or a cgroup the unit had before: nothing may stay attached.
+        removed.detached.extend(detach_ours(dir.cgroup_id())?);
+        dir.remove()?;
+        removed.left_over.push(dir.path().to_path_buf());
+        if removed.cgroup.is_none() {
+            removed.cgroup = Some(origin.path);
+        }
+    }
+    if let (Some(path), None, true) = (cgroup, &live, removed.left_over.is_empty()) {
+        // Neither a cgroup nor the path of an enforcement: say why.
+        return Err(Cgroup::open(path).err().unwrap_or_else(|| Error::Path {
+            what: "open the cgroup",
+            path: path.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }));
+    }
+    if let Some(cg) = &live {
+        let still = object::query_sock_ops(cg)?;
+        if let Some(a) = removed.detached.iter().find(|a| still.contains(&a.prog_id)) {
+            return Err(Error::Syscall {
+                call: "BPF_LINK_DETACH",
+                source: std::io::Error::other(format!(
+                    "program {} is still attached to {} after its link {} was detached",
+                    a.prog_id,
+                    cg.path().display(),
+                    a.link_id
+                )),
+            });
+        }
+    }
+    Ok(removed)
+}
+
+/// Detaches every link of the keepalive program from the cgroup `id`.
+fn detach_ours(cgroup_id: u64) -> Result<Vec<Attachment>> {
     let mut detached = Vec::new();
-    for (info, _) in object::our_links(cg.id())? {
+    for (info, _) in object::our_links(cgroup_id)? {
         let Ok(link) = Link::by_id(info.id) else {
             continue;
         };
@@ -261,30 +420,7 @@ pub fn remove(cgroup: &Path) -> Result<Removed> {
             prog_id: info.prog_id,
         });
     }
-    let unpinned = if dir.exists() {
-        dir.remove()?;
-        Some(dir.path().to_path_buf())
-    } else {
-        None
-    };
-    let still = object::query_sock_ops(&cg)?;
-    if let Some(a) = detached.iter().find(|a| still.contains(&a.prog_id)) {
-        return Err(Error::Syscall {
-            call: "BPF_LINK_DETACH",
-            source: std::io::Error::other(format!(
-                "program {} is still attached to {} after its link {} was detached",
-                a.prog_id,
-                cg.path().display(),
-                a.link_id
-            )),
-        });
-    }
-    Ok(Removed {
-        cgroup: cg.path().to_path_buf(),
-        cgroup_id: cg.id(),
-        detached,
-        unpinned,
-    })
+    Ok(detached)
 }
 
 /// The ids of the sock_ops programs attached to `cgroup` itself, any

@@ -11,7 +11,12 @@
 //!   an array map, so they change without a reload.
 //! - [`enforce`], [`status`], [`remove`]: attach to a cgroup with the link
 //!   and map pinned in bpffs (`/sys/fs/bpf/keepalive/`), so that it outlives
-//!   the command; list; detach.
+//!   the command; list; detach. [`enforce_for`] and [`remove_for`] also
+//!   record and find what an enforcement was made for ([`Origin`]: a path,
+//!   a systemd unit, persisted or not), so that the pins of a cgroup that
+//!   is gone are listed and removed by its path or unit. Finding a unit's
+//!   cgroup and persisting through systemd is `keepalive::host::systemd`'s
+//!   business.
 //! - [`RunScope`]: a new cgroup of its own for a command, enforced while it
 //!   runs (`keepalive run --enforce`); starting the command in it is the
 //!   caller's business.
@@ -33,6 +38,7 @@ mod enforce;
 mod error;
 mod insn;
 mod object;
+mod origin;
 mod pin;
 mod program;
 mod scope;
@@ -42,11 +48,12 @@ mod sys;
 pub use cgroup::{CGROUP2_SUPER_MAGIC, Cgroup, Hierarchy};
 pub use enforce::{
     Attachment, Change, Enforced, Enforcement, Removed, attached_programs, check_privileges,
-    enforce, remove, status, verify_program,
+    enforce, enforce_for, remove, remove_for, status, verify_program,
 };
 pub use error::{Error, Result};
 pub use insn::{Asm, AsmError, Cond, Helper, Insn, PSEUDO_MAP_FD, Reg, Size, to_bytes};
 pub use object::{MAP_NAME, PROG_NAME};
+pub use origin::Origin;
 pub use pin::{BPF_FS_MAGIC, BPFFS, BpfFsMount, PIN_ROOT};
 pub use program::{
     ACTIVE_ESTABLISHED_CB, FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, InvalidValue,

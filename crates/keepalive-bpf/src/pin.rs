@@ -8,7 +8,10 @@
 //! - `settings`: the array map (always), so that the values can be read
 //!   and changed without reloading the program;
 //! - `link`: the link (for `keepalive enforce`; `keepalive run --enforce`
-//!   keeps its link in an fd only, so that it detaches if the command dies).
+//!   keeps its link in an fd only, so that it detaches if the command dies);
+//! - `origin`: what the enforcement was made for (path, unit, persisted),
+//!   a symlink whose target is the record ([`Origin`](crate::Origin)),
+//!   because bpffs holds no regular file.
 //!
 //! bpffs is mounted at `/sys/fs/bpf` when it is not. Every change under the
 //! directory happens under an exclusive flock(2) on it.
@@ -21,6 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::origin::{MAX_RECORD, Origin};
 use crate::sys;
 
 /// `BPF_FS_MAGIC`, statfs(2)'s `f_type` on a bpffs.
@@ -33,6 +37,9 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/keepalive";
 const DIR_PREFIX: &str = "cgroup-";
 const LINK: &str = "link";
 const SETTINGS: &str = "settings";
+const ORIGIN: &str = "origin";
+/// The temporary names of a new `origin` (bpffs refuses dots in names).
+const ORIGIN_NEW: &str = "origin-new-";
 
 fn c_path(path: &Path) -> Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Path {
@@ -200,10 +207,57 @@ impl PinDir {
         }
     }
 
+    pub(crate) fn origin_path(&self) -> PathBuf {
+        self.path.join(ORIGIN)
+    }
+
+    /// What the enforcement was made for; `None` when it was not recorded
+    /// (pins of an older keepalive) or the record is not ours.
+    pub(crate) fn origin(&self) -> Option<Origin> {
+        let target = fs::read_link(self.origin_path()).ok()?;
+        Origin::parse(target.to_str()?)
+    }
+
+    /// Records `origin`, replacing the record atomically (a new symlink,
+    /// renamed over the old one).
+    pub(crate) fn write_origin(&self, origin: &Origin) -> Result<()> {
+        let text = origin.to_text();
+        let path = self.origin_path();
+        if text.len() > MAX_RECORD || text.contains('\0') {
+            return Err(Error::Path {
+                what: "record the origin in",
+                path,
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the cgroup path or unit name is too long to record",
+                ),
+            });
+        }
+        let tmp = self
+            .path
+            .join(format!("{ORIGIN_NEW}{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&text, &tmp).map_err(|e| Error::path("create", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::path("rename into place", &path, e)
+        })
+    }
+
     /// Unpins everything in the directory and removes it. A link whose
     /// last reference was its pin detaches.
     pub(crate) fn remove(&self) -> Result<()> {
-        for pin in [self.link(), self.settings()] {
+        let mut pins = vec![self.link(), self.settings(), self.origin_path()];
+        // Temporary records a killed writer left.
+        if let Ok(entries) = fs::read_dir(&self.path) {
+            pins.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(ORIGIN_NEW))
+                    .map(|e| e.path()),
+            );
+        }
+        for pin in pins {
             match fs::remove_file(&pin) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -233,6 +287,10 @@ mod tests {
         assert_eq!(
             d.settings(),
             Path::new("/sys/fs/bpf/keepalive/cgroup-1234/settings")
+        );
+        assert_eq!(
+            d.origin_path(),
+            Path::new("/sys/fs/bpf/keepalive/cgroup-1234/origin")
         );
     }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use keepalive::{ProbeCount, Seconds, UserTimeout};
-use keepalive_bpf::{Change, Hierarchy, Policy};
+use keepalive_bpf::{Change, Hierarchy, Origin, Policy};
 
 /// True when this process may load BPF programs; prints why not otherwise.
 fn privileged() -> bool {
@@ -116,4 +116,142 @@ fn attach_update_status_remove() {
     // Removing again finds nothing to do.
     let again = keepalive_bpf::remove(cg.path()).unwrap();
     assert_eq!((again.detached, again.unpinned), (vec![], None));
+}
+
+fn policy(idle: u64) -> Policy {
+    Policy {
+        idle: Some(Seconds::new(idle).unwrap()),
+        interval: None,
+        count: None,
+        user_timeout: None,
+        force: false,
+    }
+}
+
+#[test]
+fn the_origin_is_recorded_and_kept_by_a_path_update() {
+    if !privileged() {
+        return;
+    }
+    let Some(cg) = TestCgroup::new("origin") else {
+        return;
+    };
+    let by_unit = Origin::unit("origin-test.service", cg.path(), true);
+    let attached = keepalive_bpf::enforce_for(&by_unit, &policy(30)).unwrap();
+    assert_eq!(attached.origin, by_unit);
+    // The record is a symlink beside the pins, its target the text.
+    let record = std::fs::read_link(attached.pin_dir.join("origin")).unwrap();
+    assert_eq!(
+        record.to_str().unwrap(),
+        format!(
+            "keepalive-enforcement 1\npath {}\nunit origin-test.service\npersisted yes\n",
+            cg.path().canonicalize().unwrap().display()
+        )
+    );
+    // Updated by path: still recorded as the unit's.
+    let updated = keepalive_bpf::enforce(cg.path(), &policy(40)).unwrap();
+    assert_eq!(updated.change, Change::Updated);
+    assert_eq!(updated.origin, by_unit);
+    let listed = keepalive_bpf::status().unwrap();
+    let ours = listed
+        .iter()
+        .find(|e| e.cgroup_id == attached.cgroup_id)
+        .expect("listed");
+    assert_eq!(ours.origin.as_ref(), Some(&by_unit));
+    // A new record replaces the old one whole, and leaves no temporary name.
+    let by_other = Origin::unit("other.service", cg.path(), false);
+    assert_eq!(
+        keepalive_bpf::enforce_for(&by_other, &policy(40))
+            .unwrap()
+            .origin,
+        by_other
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&attached.pin_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["link", "origin", "settings"]);
+}
+
+#[test]
+fn removing_a_removed_cgroup_removes_its_pins() {
+    if !privileged() {
+        return;
+    }
+    let Some(cg) = TestCgroup::new("gone") else {
+        return;
+    };
+    let attached = keepalive_bpf::enforce(cg.path(), &policy(30)).unwrap();
+    std::fs::remove_dir(cg.path()).expect("rmdir the enforced cgroup");
+    let listed = keepalive_bpf::status().unwrap();
+    let ours = listed
+        .iter()
+        .find(|e| e.cgroup_id == attached.cgroup_id)
+        .expect("still listed");
+    assert_eq!((&ours.cgroup, ours.attachment), (&None, None));
+    // What it was made for outlives the cgroup.
+    assert_eq!(ours.origin.as_ref(), Some(&attached.origin));
+    assert!(
+        attached
+            .origin
+            .path
+            .ends_with(cg.path().file_name().unwrap())
+    );
+
+    let removed = keepalive_bpf::remove(cg.path()).unwrap();
+    assert_eq!(removed.cgroup_id, None);
+    assert_eq!(removed.left_over, std::slice::from_ref(&attached.pin_dir));
+    assert!(!attached.pin_dir.exists(), "the pins are gone");
+    assert!(
+        keepalive_bpf::status()
+            .unwrap()
+            .iter()
+            .all(|e| e.cgroup_id != attached.cgroup_id)
+    );
+    // Again: neither a cgroup nor enforced, an error naming the path.
+    let err = keepalive_bpf::remove(cg.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(cg.path().to_str().unwrap()),
+        "{err}"
+    );
+}
+
+#[test]
+fn removing_a_unit_removes_the_pins_of_its_earlier_cgroups() {
+    if !privileged() {
+        return;
+    }
+    // Two starts of a unit: two cgroups, the first one gone.
+    let (Some(first), Some(second)) = (TestCgroup::new("start1"), TestCgroup::new("start2")) else {
+        return;
+    };
+    let unit = format!("keepalive-test-{}.service", std::process::id());
+    let old =
+        keepalive_bpf::enforce_for(&Origin::unit(&unit, first.path(), true), &policy(30)).unwrap();
+    std::fs::remove_dir(first.path()).unwrap();
+    let new =
+        keepalive_bpf::enforce_for(&Origin::unit(&unit, second.path(), true), &policy(30)).unwrap();
+    // The second enforce pruned the first's pins already (not attached).
+    assert!(!old.pin_dir.exists());
+
+    let removed = keepalive_bpf::remove_for(Some(second.path()), Some(&unit)).unwrap();
+    assert_eq!(removed.cgroup_id, Some(new.cgroup_id));
+    assert_eq!(removed.detached, [new.attachment]);
+    assert_eq!(removed.unpinned.as_deref(), Some(new.pin_dir.as_path()));
+    assert_eq!(keepalive_bpf::attached_programs(second.path()).unwrap(), []);
+
+    // A unit whose cgroup is gone: found by the unit alone.
+    let again =
+        keepalive_bpf::enforce_for(&Origin::unit(&unit, second.path(), true), &policy(30)).unwrap();
+    std::fs::remove_dir(second.path()).unwrap();
+    let removed = keepalive_bpf::remove_for(None, Some(&unit)).unwrap();
+    assert_eq!(removed.left_over, std::slice::from_ref(&again.pin_dir));
+    assert_eq!(removed.cgroup.as_deref(), Some(again.origin.path.as_path()));
+    assert!(!again.pin_dir.exists());
+    assert!(
+        keepalive_bpf::remove_for(None, Some(&unit))
+            .unwrap()
+            .is_empty()
+    );
 }

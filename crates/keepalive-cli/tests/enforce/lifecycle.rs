@@ -33,8 +33,8 @@ fn remove_leaves_no_program_attached_and_no_pin() {
     assert_eq!(connected(&cg.client(&connect)).on, 1);
 
     let removed = remove(&["--cgroup", cg.arg()]);
-    assert_eq!(removed.cgroup_id, enforced.cgroup_id);
-    assert_eq!(removed.cgroup, cg.path());
+    assert_eq!(removed.cgroup_id, Some(enforced.cgroup_id));
+    assert_eq!(removed.cgroup.as_deref(), Some(cg.path()));
     assert_eq!(
         removed
             .detached

@@ -24,6 +24,7 @@ use crate::util::{
 };
 
 mod lifecycle;
+mod unit;
 mod values;
 
 /// The values most tests enforce, as `keepalive run --enforce` takes them.

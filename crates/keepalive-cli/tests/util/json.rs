@@ -240,6 +240,8 @@ pub struct Policy {
 pub struct Enforced {
     pub cgroup: PathBuf,
     pub cgroup_id: u64,
+    pub unit: Option<String>,
+    pub persisted: bool,
     /// `attached` or `updated`.
     pub change: String,
     pub settings: Policy,
@@ -255,6 +257,10 @@ pub struct Enforced {
 pub struct Enforcement {
     pub cgroup: Option<PathBuf>,
     pub cgroup_id: u64,
+    /// The path it was made for.
+    pub path: Option<PathBuf>,
+    pub unit: Option<String>,
+    pub persisted: bool,
     pub attached: bool,
     pub prog_id: Option<u32>,
     pub link_id: Option<u32>,
@@ -269,6 +275,7 @@ pub struct Enforcement {
 pub struct EnforceSummary {
     pub enforcements: u64,
     pub attached: u64,
+    pub persisted_units: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -282,10 +289,14 @@ pub struct Detached {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Removed {
-    pub cgroup: PathBuf,
-    pub cgroup_id: u64,
+    pub cgroup: Option<PathBuf>,
+    pub cgroup_id: Option<u64>,
+    pub unit: Option<String>,
     pub detached: Vec<Detached>,
     pub unpinned: Option<PathBuf>,
+    pub left_over: Vec<PathBuf>,
+    pub unpersisted: Vec<PathBuf>,
+    pub reloaded: bool,
 }
 
 /// `keepalive doctor`: one finding.
@@ -327,19 +338,21 @@ pub struct DoctorSummary {
 
 #[test]
 fn a_message_decodes_by_type_and_rejects_unknown_fields() {
-    let line = r#"{"type":"enforce_summary","data":{"enforcements":2,"attached":1}}"#;
+    let line =
+        r#"{"type":"enforce_summary","data":{"enforcements":2,"attached":1,"persisted_units":[]}}"#;
     let msg: Message = serde_json::from_str(line).unwrap();
     assert!(
         matches!(
-            msg,
+            &msg,
             Message::EnforceSummary(EnforceSummary {
                 enforcements: 2,
-                attached: 1
-            })
+                attached: 1,
+                persisted_units,
+            }) if persisted_units.is_empty()
         ),
         "{msg:?}"
     );
-    let extra = r#"{"type":"enforce_summary","data":{"enforcements":2,"attached":1,"x":0}}"#;
+    let extra = r#"{"type":"enforce_summary","data":{"enforcements":2,"attached":1,"persisted_units":[],"x":0}}"#;
     let err = serde_json::from_str::<Message>(extra).unwrap_err();
     assert!(err.to_string().contains("unknown field `x`"), "{err}");
     let old = r#"{"type":"summary","data":{}}"#;

@@ -23,6 +23,11 @@
 //! - what is in place: [`global_preload`] and the sysctls set at boot,
 //!   [`persisted`].
 //!
+//! And systemd, for `keepalive enforce --unit`: a unit's cgroup
+//! ([`Systemctl::show`]), and the drop-in or our unit that enforces again
+//! at every start of a unit ([`persist_unit`], [`unpersist_unit`],
+//! [`persisted_units`]).
+//!
 //! What it is not for: a program that only wants keepalive on its own
 //! sockets needs none of this; [`apply`](crate::apply) and
 //! [`kernel_defaults`](crate::kernel_defaults) at the crate root are enough,
@@ -39,6 +44,7 @@ mod persisted;
 mod retransmission;
 mod sysctl;
 mod sysctl_d;
+mod systemd;
 
 pub use atomic_file::write_atomic;
 pub use global_preload::{GlobalPreload, LIBRARY_FILE_NAME, global_preload, global_preload_in};
@@ -64,3 +70,9 @@ pub use sysctl::{
     set_kernel_defaults_with,
 };
 pub use sysctl_d::{DROPIN, PersistError, Persisted, Setting, boot_order, overrides, persist};
+pub use systemd::{
+    PersistPaths, PersistUnitError, SLICE_TEMPLATE, SLICE_TEMPLATE_TEXT, SYSTEM_UNIT_DIR,
+    Systemctl, SystemctlError, UNIT_DROPIN, UnitKind, UnitNameError, UnitPersisted, UnitState,
+    VENDOR_UNIT_DIRS, command_line, dropin_text, persist_unit, persisted_units, slice_instance,
+    unit_is_persisted, unit_kind, unpersist_unit,
+};
