@@ -399,6 +399,9 @@ impl Printer {
                 "attached (program {}, link {}, held by a running keepalive run --enforce)",
                 a.prog_id, a.link_id
             ),
+            (None, _) if e.cgroup.is_none() => "not attached: its cgroup is gone; the next \
+                enforce, or --remove of its path or unit, clears the pins"
+                .to_owned(),
             (None, _) => {
                 "not attached any more: left-over pins, cleared by the next enforce".to_owned()
             }
