@@ -13,6 +13,7 @@ mod metrics;
     reason = "the timeline reads CLOCK_MONOTONIC through libc"
 )]
 mod netns;
+mod package;
 mod preload;
 mod programs;
 mod status;
