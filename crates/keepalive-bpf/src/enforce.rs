@@ -93,8 +93,11 @@ pub struct Attachment {
 /// Either way connections established afterwards get `policy`; existing
 /// ones keep what they have.
 ///
-/// Also removes the pins of enforcements that no longer act (their cgroup
-/// was removed, or the `keepalive run --enforce` that owned them died).
+/// Also removes left-over pins that no longer act: those made for the same
+/// path or unit (a unit's earlier starts, a removed cgroup of that path),
+/// and those that record nothing (a `keepalive run --enforce` that died).
+/// Others stay, listed by [`status`] as gone, until [`remove_for`] of
+/// their path or unit.
 pub fn enforce(cgroup: &Path, policy: &Policy) -> Result<Enforced> {
     enforce_for(&Origin::path(cgroup), policy)
 }
@@ -107,11 +110,11 @@ pub fn enforce_for(origin: &Origin, policy: &Policy) -> Result<Enforced> {
     let cg = Cgroup::open(&origin.path)?;
     let pins = Pins::lock()?;
     let dir = pins.dir(cg.id());
-    prune_stale(&dir)?;
     let origin = match dir.origin() {
         Some(old) if origin.unit.is_none() && old.path == origin.path => old,
         _ => origin.clone(),
     };
+    prune_stale(&dir, &origin)?;
     let enforced = |change, previous, attachment| Enforced {
         cgroup: cg.path().to_path_buf(),
         cgroup_id: cg.id(),
@@ -181,16 +184,28 @@ fn open_attached(dir: &PinDir) -> Result<Option<(SettingsMap, Attachment)>> {
         }))
 }
 
-/// Removes the pin directories, other than `keep`, whose program no
-/// longer acts on a live cgroup.
-fn prune_stale(keep: &PinDir) -> Result<()> {
+/// Removes the pin directories, other than `keep`, made for the same
+/// path or unit as `origin` or recording nothing, whose program no longer
+/// acts on a live cgroup.
+fn prune_stale(keep: &PinDir, origin: &Origin) -> Result<()> {
     let hierarchy = Hierarchy::find().ok();
     for dir in PinDir::list()? {
         if dir == *keep {
             continue;
         }
+        let record = dir.origin();
+        let related = record.as_ref().is_none_or(|r| {
+            r.matches(Some(&origin.path), None)
+                || origin
+                    .unit
+                    .as_deref()
+                    .is_some_and(|u| r.matches(None, Some(u)))
+        });
+        if !related {
+            continue;
+        }
         let gone = matches!(
-            locate(&dir, dir.origin().as_ref(), hierarchy.as_ref()),
+            locate(&dir, record.as_ref(), hierarchy.as_ref()),
             Located::Gone
         );
         if gone || open_attached(&dir)?.is_none() {

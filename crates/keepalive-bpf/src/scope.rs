@@ -20,7 +20,6 @@ use crate::cgroup::{Cgroup, Hierarchy};
 use crate::enforce::{Attachment, check_privileges};
 use crate::error::{Error, Result};
 use crate::object::{Link, Program, SettingsMap};
-use crate::origin::Origin;
 use crate::pin::{PinDir, Pins};
 use crate::program::Policy;
 
@@ -99,7 +98,6 @@ impl RunScope {
         dir.remove()?;
         dir.create()?;
         scope.pin_dir = Some(dir.clone());
-        dir.write_origin(&Origin::path(cgroup.path()))?;
         map.pin(&dir.c_settings()?, &dir.settings())?;
         scope.map = Some(map);
         Ok(scope)
