@@ -324,6 +324,7 @@ fn the_deb_holds_everything_and_lintian_finds_no_error() {
         "/usr/share/bash-completion/completions/keepalive",
         "/usr/share/zsh/vendor-completions/_keepalive",
         "/usr/share/fish/vendor_completions.d/keepalive.fish",
+        "/usr/lib/systemd/system/keepalive-enforce@.service",
         "/usr/share/doc/keepalive/copyright",
         "/usr/share/doc/keepalive/changelog.Debian.gz",
     ]
