@@ -471,7 +471,9 @@ pub struct SysctlPersistArgs {
 /// The library is first test-loaded (`keepalive check` runs under it and
 /// must report SO_KEEPALIVE on), then copied to /usr/local/lib/keepalive/
 /// (where `keepalive run` finds it), atomically and only when it changed,
-/// and the copy is test-loaded too.
+/// and the copy is test-loaded too. The keepalive package's library,
+/// /usr/lib/keepalive/libkeepalive.so, is used where it is: nothing is
+/// copied.
 ///
 /// With --global it is then added to /etc/ld.so.preload, under a lock: the
 /// file is replaced atomically, every other entry and comment is kept, and
@@ -514,7 +516,8 @@ pub struct InstallArgs {
 ///
 /// The file is replaced atomically with every other entry and comment
 /// kept, or removed when nothing else is left in it; nothing changes when
-/// the entry is not there. The library stays in /usr/local/lib/keepalive/
+/// the entry is not there; either entry, /usr/local/lib/keepalive/ or the
+/// package's /usr/lib/keepalive/, is removed. The library itself stays
 /// for `keepalive run`. Programs already running keep it until they
 /// restart.
 ///
