@@ -184,18 +184,25 @@ Examples:
   sudo keepalive enforce --unit kubepods.slice --idle 60 --interval 10 --persist
   sudo keepalive enforce --unit app.service --remove
   sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --idle 60
-  sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --remove
+  sudo keepalive enforce --cgroup system.slice/app.service --remove
+  sudo keepalive enforce --all --idle 5m --interval 1m      # every process on the host
   sudo keepalive enforce --status
   sudo keepalive run --enforce --idle 60 -- ./static-binary")]
 pub struct EnforceArgs {
-    /// The cgroup v2 directory.
+    /// The cgroup v2 directory: absolute, or relative to the cgroup2 mount
+    /// (system.slice/app.service). Not the root cgroup: that is --all.
     #[arg(
         long,
         value_name = "PATH",
-        required_unless_present_any = ["status", "unit"],
-        conflicts_with = "unit"
+        required_unless_present_any = ["status", "unit", "all"],
+        conflicts_with_all = ["unit", "all"]
     )]
     pub cgroup: Option<PathBuf>,
+
+    /// The root cgroup: every process on this host (every pod of a
+    /// Kubernetes node). Only with this flag, never through a path.
+    #[arg(long, conflicts_with = "unit")]
+    pub all: bool,
 
     /// The systemd unit whose cgroup to enforce on: a service or a slice
     /// (app.service, system.slice, kubepods.slice).
@@ -221,7 +228,7 @@ pub struct EnforceArgs {
     pub root: Option<PathBuf>,
 
     /// List where enforcement is attached, what for, and with which values.
-    #[arg(long, conflicts_with_all = ["cgroup", "unit", "remove", "persist", "force", "idle", "interval", "count", "user_timeout"])]
+    #[arg(long, conflicts_with_all = ["cgroup", "unit", "all", "remove", "persist", "force", "idle", "interval", "count", "user_timeout"])]
     pub status: bool,
 
     /// Detach, remove the pins, and with --unit the drop-in.

@@ -32,10 +32,22 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     if let Some(unit) = args.unit.as_deref() {
         return enforce_unit(args, unit, root, &out);
     }
-    // clap requires --cgroup without --status or --unit.
-    let Some(cgroup) = args.cgroup.as_deref() else {
-        anyhow::bail!("enforce needs --cgroup PATH or --unit NAME (or --status)");
+    // clap requires --cgroup or --all without --status or --unit.
+    let resolved = match (args.cgroup.as_deref(), args.all) {
+        (Some(given), _) => resolve_cgroup(given)?,
+        (None, true) => {
+            let root = Hierarchy::find()?.mount_point().to_path_buf();
+            eprintln!(
+                "keepalive: --all: the root cgroup {}, every process on this host",
+                root.display()
+            );
+            root
+        }
+        (None, false) => {
+            anyhow::bail!("enforce needs --cgroup PATH, --unit NAME or --all (or --status)")
+        }
     };
+    let cgroup = resolved.as_path();
     if args.remove {
         let removed = keepalive_bpf::remove(cgroup)
             .with_context(|| format!("cannot remove the enforcement on {}", cgroup.display()))?;
@@ -45,6 +57,38 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     let enforced = keepalive_bpf::enforce(cgroup, &args.settings.policy(args.force))
         .with_context(|| format!("cannot enforce keepalive on {}", cgroup.display()))?;
     report_enforced(&enforced, &out)
+}
+
+/// `--cgroup`: an absolute path as it is, a relative one under the
+/// cgroup2 mount (said on stderr); the root cgroup is refused, since it is
+/// every process on the host: `--all` says that on purpose.
+fn resolve_cgroup(given: &Path) -> anyhow::Result<PathBuf> {
+    let hierarchy = Hierarchy::find()?;
+    let mount = hierarchy.mount_point();
+    let path = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        mount.join(given)
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if same(&path, mount) {
+        anyhow::bail!(
+            "{} is the root cgroup: every process on this host; give --all if that is \
+             what you mean",
+            path.display()
+        );
+    }
+    if !given.is_absolute() {
+        eprintln!(
+            "keepalive: cgroup {} is {}",
+            given.display(),
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 fn report_enforced(enforced: &Enforced, out: &Printer) -> anyhow::Result<Exit> {

@@ -24,6 +24,7 @@ use crate::util::{
 };
 
 mod lifecycle;
+mod paths;
 mod unit;
 mod values;
 
