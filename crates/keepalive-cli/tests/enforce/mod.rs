@@ -23,6 +23,7 @@ use crate::util::{
     tool, wait,
 };
 
+mod kubernetes;
 mod lifecycle;
 mod paths;
 mod unit;
