@@ -528,6 +528,7 @@ mod tests {
                     value_size,
                     max_entries,
                     name,
+                    ..
                 } => {
                     assert_eq!(
                         (*map_type, *key_size, *value_size, *max_entries, *name),

@@ -37,6 +37,7 @@ const BPF_PROG_GET_NEXT_ID: c_int = 11;
 const BPF_PROG_GET_FD_BY_ID: c_int = 13;
 const BPF_OBJ_GET_INFO_BY_FD: c_int = 15;
 const BPF_PROG_QUERY: c_int = 16;
+const BPF_BTF_LOAD: c_int = 18;
 const BPF_LINK_CREATE: c_int = 28;
 const BPF_LINK_GET_FD_BY_ID: c_int = 30;
 const BPF_LINK_GET_NEXT_ID: c_int = 31;
@@ -75,7 +76,13 @@ pub(crate) enum Syscall<'a> {
         key_size: u32,
         value_size: u32,
         max_entries: u32,
+        /// `BPF_F_*` (0 for most maps; socket storage needs
+        /// `BPF_F_NO_PREALLOC`).
+        map_flags: u32,
         name: &'a str,
+        /// The BTF describing key and value, for the maps that need one
+        /// (socket storage).
+        btf: Option<MapBtf<'a>>,
     },
     /// `BPF_MAP_LOOKUP_ELEM`: copies the value of `key` into `value`.
     MapLookupElem {
@@ -93,9 +100,18 @@ pub(crate) enum Syscall<'a> {
     /// (level 1) is written there, NUL-terminated.
     ProgLoad {
         prog_type: u32,
+        /// `expected_attach_type`: required by some program types (cgroup
+        /// sockopt programs), 0 for the others.
+        expected_attach_type: u32,
         insns: &'a [u8],
         license: &'a CStr,
         name: &'a str,
+        log: Option<&'a mut [u8]>,
+    },
+    /// `BPF_BTF_LOAD`: loads type information (`data`, a BTF blob);
+    /// with a log buffer, the kernel's BTF verifier writes its log there.
+    BtfLoad {
+        data: &'a [u8],
         log: Option<&'a mut [u8]>,
     },
     /// `BPF_OBJ_PIN`: `fd` gets a name in a bpffs.
@@ -150,11 +166,21 @@ impl Syscall<'_> {
             self,
             Syscall::MapCreate { .. }
                 | Syscall::ProgLoad { .. }
+                | Syscall::BtfLoad { .. }
                 | Syscall::ObjGet { .. }
                 | Syscall::GetFdById { .. }
                 | Syscall::LinkCreate { .. }
         )
     }
+}
+
+/// The BTF of a map: the loaded blob's fd and the type ids of key and
+/// value in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MapBtf<'a> {
+    pub(crate) fd: BorrowedFd<'a>,
+    pub(crate) key_type_id: u32,
+    pub(crate) value_type_id: u32,
 }
 
 /// A zeroed `union bpf_attr`.
@@ -221,13 +247,21 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
             key_size,
             value_size,
             max_entries,
+            map_flags,
             name,
+            btf,
         } => {
             attr.u32(0, *map_type)
                 .u32(4, *key_size)
                 .u32(8, *value_size)
                 .u32(12, *max_entries)
+                .u32(16, *map_flags)
                 .name(28, name);
+            if let Some(btf) = btf {
+                attr.fd(48, btf.fd)
+                    .u32(52, btf.key_type_id)
+                    .u32(56, btf.value_type_id);
+            }
             BPF_MAP_CREATE
         }
         Syscall::MapLookupElem { map, key, value } => {
@@ -251,6 +285,7 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
         }
         Syscall::ProgLoad {
             prog_type,
+            expected_attach_type,
             insns,
             license,
             name,
@@ -263,7 +298,8 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
                 .u32(4, len_u32(insns.len() / 8)?)
                 .ptr(8, insns.as_ptr())
                 .ptr(16, license.as_ptr())
-                .name(48, name);
+                .name(48, name)
+                .u32(68, *expected_attach_type);
             if let Some(log) = log {
                 // The kernel wants room for at least a few lines.
                 if log.len() < 128 {
@@ -274,6 +310,18 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
                     .ptr(32, log.as_mut_ptr());
             }
             BPF_PROG_LOAD
+        }
+        Syscall::BtfLoad { data, log } => {
+            attr.ptr(0, data.as_ptr()).u32(16, len_u32(data.len())?);
+            if let Some(log) = log {
+                if log.len() < 128 {
+                    return Err(invalid());
+                }
+                attr.ptr(8, log.as_mut_ptr())
+                    .u32(20, len_u32(log.len())?)
+                    .u32(24, 1);
+            }
+            BPF_BTF_LOAD
         }
         Syscall::ObjPin { fd, path } => {
             attr.ptr(0, path.as_ptr()).fd(8, *fd);
@@ -399,8 +447,21 @@ impl ProgFd {
         name: &str,
         log: Option<&mut [u8]>,
     ) -> io::Result<ProgFd> {
+        ProgFd::load_for(prog_type, 0, insns, license, name, log)
+    }
+
+    /// [`ProgFd::load`] with an `expected_attach_type`.
+    pub(crate) fn load_for(
+        prog_type: u32,
+        expected_attach_type: u32,
+        insns: &[u8],
+        license: &CStr,
+        name: &str,
+        log: Option<&mut [u8]>,
+    ) -> io::Result<ProgFd> {
         bpf_fd(Syscall::ProgLoad {
             prog_type,
+            expected_attach_type,
             insns,
             license,
             name,
@@ -440,12 +501,27 @@ impl MapFd {
         max_entries: u32,
         name: &str,
     ) -> io::Result<MapFd> {
+        MapFd::create_with(map_type, key_size, value_size, max_entries, 0, name, None)
+    }
+
+    /// [`MapFd::create`] with flags and BTF.
+    pub(crate) fn create_with(
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+        name: &str,
+        btf: Option<MapBtf<'_>>,
+    ) -> io::Result<MapFd> {
         let fd = bpf_fd(Syscall::MapCreate {
             map_type,
             key_size,
             value_size,
             max_entries,
+            map_flags,
             name,
+            btf,
         })?;
         Ok(MapFd {
             fd,

@@ -11,7 +11,7 @@ mod bpf;
 mod fake;
 mod fs;
 
-pub(crate) use bpf::{MapFd, Object, ProgFd, Syscall, bpf, bpf_fd};
+pub(crate) use bpf::{MapBtf, MapFd, Object, ProgFd, Syscall, bpf, bpf_fd};
 #[cfg(test)]
 pub(crate) use fake::with_fake;
 pub(crate) use fs::{fstatfs_type, mount_bpffs, statfs_type};
