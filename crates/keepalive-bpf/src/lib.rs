@@ -33,6 +33,7 @@
 //! kernels before 6.1, bpf_getsockopt cannot read SO_KEEPALIVE and the
 //! default mode acts like `force`.
 
+mod btf;
 mod cgroup;
 mod enforce;
 mod error;
@@ -45,6 +46,7 @@ mod scope;
 #[allow(unsafe_code, reason = "bpf(2), which no safe crate wraps")]
 mod sys;
 
+pub use btf::{Btf, BtfError, Field, Kind, Member, TypeId, VMLINUX_BTF};
 pub use cgroup::{CGROUP2_SUPER_MAGIC, Cgroup, Hierarchy};
 pub use enforce::{
     Attachment, Change, Enforced, Enforcement, Removed, attached_programs, check_privileges,
