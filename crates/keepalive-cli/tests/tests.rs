@@ -18,6 +18,7 @@ mod preload;
 mod programs;
 mod status;
 mod sysctl;
+mod systemd;
 #[allow(
     unsafe_code,
     reason = "the helpers set socket options and spawn processes through libc"
