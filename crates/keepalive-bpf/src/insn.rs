@@ -178,6 +178,9 @@ pub enum Helper {
     SetSockopt = 49,
     /// `long bpf_getsockopt(ctx, int level, int optname, void *optval, int optlen)`
     GetSockopt = 57,
+    /// `struct tcp_sock *bpf_skc_to_tcp_sock(void *sk)`: the TCP socket of
+    /// a full TCP socket, NULL for others (time-wait, request sockets).
+    SkcToTcpSock = 137,
 }
 
 /// One 8-byte instruction.

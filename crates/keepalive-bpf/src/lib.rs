@@ -37,7 +37,9 @@ mod btf;
 mod cgroup;
 mod enforce;
 mod error;
+mod existing;
 mod insn;
+mod iter;
 mod object;
 mod origin;
 mod pin;
@@ -53,6 +55,8 @@ pub use enforce::{
     enforce, enforce_for, remove, remove_for, status, verify_program,
 };
 pub use error::{Error, Result};
+pub use existing::{Existing, ExistingError, Via, Way, apply_existing};
+pub use iter::IterError;
 pub use insn::{Asm, AsmError, Cond, Helper, Insn, PSEUDO_MAP_FD, Reg, Size, to_bytes};
 pub use object::{MAP_NAME, PROG_NAME};
 pub use origin::Origin;

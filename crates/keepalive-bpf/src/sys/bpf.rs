@@ -41,7 +41,11 @@ const BPF_BTF_LOAD: c_int = 18;
 const BPF_LINK_CREATE: c_int = 28;
 const BPF_LINK_GET_FD_BY_ID: c_int = 30;
 const BPF_LINK_GET_NEXT_ID: c_int = 31;
+const BPF_ITER_CREATE: c_int = 33;
 const BPF_LINK_DETACH: c_int = 34;
+
+/// `BPF_TRACE_ITER`, the attach type of an iterator program's link.
+const BPF_TRACE_ITER: u32 = 28;
 
 /// `BPF_ANY` for `BPF_MAP_UPDATE_ELEM`: create or replace.
 const BPF_ANY: u64 = 0;
@@ -114,6 +118,25 @@ pub(crate) enum Syscall<'a> {
         data: &'a [u8],
         log: Option<&'a mut [u8]>,
     },
+    /// `BPF_PROG_LOAD` of a program that names the kernel function it is
+    /// for (`attach_btf_id`, a type id of the kernel's BTF): tracing
+    /// programs, iterators among them.
+    ProgLoadBtf {
+        prog_type: u32,
+        expected_attach_type: u32,
+        attach_btf_id: u32,
+        insns: &'a [u8],
+        license: &'a CStr,
+        name: &'a str,
+        log: Option<&'a mut [u8]>,
+    },
+    /// `BPF_LINK_CREATE` with `BPF_TRACE_ITER`: a link for iterator
+    /// program `prog` (no target fd, no iterator parameters).
+    IterLinkCreate { prog: &'a ProgFd },
+    /// `BPF_ITER_CREATE`: a new iterator of `link`; each read(2) of it runs
+    /// the program on the next objects. It sees the network namespace of
+    /// the thread that calls this.
+    IterCreate { link: BorrowedFd<'a> },
     /// `BPF_OBJ_PIN`: `fd` gets a name in a bpffs.
     ObjPin { fd: BorrowedFd<'a>, path: &'a CStr },
     /// `BPF_OBJ_GET`: a new fd for a pinned object.
@@ -170,6 +193,9 @@ impl Syscall<'_> {
                 | Syscall::ObjGet { .. }
                 | Syscall::GetFdById { .. }
                 | Syscall::LinkCreate { .. }
+                | Syscall::ProgLoadBtf { .. }
+                | Syscall::IterLinkCreate { .. }
+                | Syscall::IterCreate { .. }
         )
     }
 }
@@ -310,6 +336,45 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
                     .ptr(32, log.as_mut_ptr());
             }
             BPF_PROG_LOAD
+        }
+        Syscall::ProgLoadBtf {
+            prog_type,
+            expected_attach_type,
+            attach_btf_id,
+            insns,
+            license,
+            name,
+            log,
+        } => {
+            if insns.len() % 8 != 0 {
+                return Err(invalid());
+            }
+            attr.u32(0, *prog_type)
+                .u32(4, len_u32(insns.len() / 8)?)
+                .ptr(8, insns.as_ptr())
+                .ptr(16, license.as_ptr())
+                .name(48, name)
+                .u32(68, *expected_attach_type)
+                .u32(108, *attach_btf_id);
+            if let Some(log) = log {
+                if log.len() < 128 {
+                    return Err(invalid());
+                }
+                attr.u32(24, 1)
+                    .u32(28, len_u32(log.len())?)
+                    .ptr(32, log.as_mut_ptr());
+            }
+            BPF_PROG_LOAD
+        }
+        Syscall::IterLinkCreate { prog } => {
+            // link_create: prog_fd, target_fd (none), attach_type, flags.
+            attr.fd(0, prog.0.as_fd()).u32(8, BPF_TRACE_ITER);
+            BPF_LINK_CREATE
+        }
+        Syscall::IterCreate { link } => {
+            // iter_create: link_fd, flags.
+            attr.fd(0, *link);
+            BPF_ITER_CREATE
         }
         Syscall::BtfLoad { data, log } => {
             attr.ptr(0, data.as_ptr()).u32(16, len_u32(data.len())?);
@@ -462,6 +527,29 @@ impl ProgFd {
         bpf_fd(Syscall::ProgLoad {
             prog_type,
             expected_attach_type,
+            insns,
+            license,
+            name,
+            log,
+        })
+        .map(ProgFd)
+    }
+
+    /// [`ProgFd::load`] of a program for the kernel function whose BTF
+    /// type id is `attach_btf_id`.
+    pub(crate) fn load_btf(
+        prog_type: u32,
+        expected_attach_type: u32,
+        attach_btf_id: u32,
+        insns: &[u8],
+        license: &CStr,
+        name: &str,
+        log: Option<&mut [u8]>,
+    ) -> io::Result<ProgFd> {
+        bpf_fd(Syscall::ProgLoadBtf {
+            prog_type,
+            expected_attach_type,
+            attach_btf_id,
             insns,
             license,
             name,
