@@ -5,8 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cgroup::{Cgroup, Hierarchy};
+use crate::claim::{self, Claims};
 use crate::error::{Error, Result};
-use crate::object::{self, Link, SettingsMap};
+use crate::object::{self, Hook, Link, Program, SettingsMap};
 use crate::origin::Origin;
 use crate::pin::{BpfFsMount, PinDir, Pins};
 use crate::program::Policy;
@@ -69,8 +70,11 @@ pub struct Enforced {
     pub previous: Option<Policy>,
     /// The pins' directory.
     pub pin_dir: PathBuf,
-    /// The attachment.
+    /// The sock_ops program's attachment.
     pub attachment: Attachment,
+    /// The cgroup/setsockopt program's attachment (its companion, which
+    /// holds `--force` and `--max-idle` against the program's setsockopt).
+    pub setsockopt: Option<Attachment>,
     /// Whether bpffs had to be mounted.
     pub bpffs: BpfFsMount,
     /// What it was made for, as recorded beside the pins.
@@ -86,12 +90,15 @@ pub struct Attachment {
     pub prog_id: u32,
 }
 
-/// Enforces `policy` on the cgroup `cgroup`: loads the program and attaches
-/// it, with its link and settings map pinned under
-/// `/sys/fs/bpf/keepalive/cgroup-<id>/` (bpffs is mounted when it is not);
-/// or, when it is attached already, replaces the settings in its map.
-/// Either way connections established afterwards get `policy`; existing
-/// ones keep what they have.
+/// Enforces `policy` on the cgroup `cgroup`: loads the two programs
+/// (sock_ops and cgroup/setsockopt) and attaches them, with their links
+/// and settings map pinned under `/sys/fs/bpf/keepalive/cgroup-<id>/`
+/// (bpffs is mounted when it is not), and the claims map shared by every
+/// enforcement at `/sys/fs/bpf/keepalive/claims`; or, when they are
+/// attached already, replaces the settings in their map. Either way
+/// connections established afterwards get `policy`, and the setsockopt
+/// calls made afterwards on any connection of the cgroup are held to it;
+/// existing connections keep what they have.
 ///
 /// Also removes left-over pins that no longer act: those made for the same
 /// path or unit (a unit's earlier starts, a removed cgroup of that path),
@@ -115,73 +122,110 @@ pub fn enforce_for(origin: &Origin, policy: &Policy) -> Result<Enforced> {
         _ => origin.clone(),
     };
     prune_stale(&dir, &origin)?;
-    let enforced = |change, previous, attachment| Enforced {
+    let enforced = |change, previous, attached: Attached| Enforced {
         cgroup: cg.path().to_path_buf(),
         cgroup_id: cg.id(),
         change,
         policy: *policy,
         previous,
         pin_dir: dir.path().to_path_buf(),
-        attachment,
+        attachment: attached.sock_ops,
+        setsockopt: attached.setsockopt,
         bpffs: pins.mount,
         origin: origin.clone(),
     };
     if dir.exists() {
-        if let Some((map, attachment)) = open_attached(&dir)? {
-            let previous = map.read().ok();
-            map.write(policy)?;
-            dir.write_origin(&origin)?;
-            return Ok(enforced(Change::Updated, previous, attachment));
+        match open_attached(&dir)? {
+            Some((map, attached)) if !map.is_legacy() && attached.setsockopt.is_some() => {
+                let previous = map.read().ok();
+                map.write(policy)?;
+                dir.write_origin(&origin)?;
+                return Ok(enforced(Change::Updated, previous, attached));
+            }
+            // Made by an older keepalive (no setsockopt companion, no
+            // room for max_idle): replaced by ours.
+            Some(_) => {
+                detach_ours(cg.id())?;
+            }
+            None => {}
         }
         // Left over and no longer acting: start afresh.
         dir.remove()?;
     }
+    let claims = Claims::open_or_create()?;
+    let depth = claim::depth(&cg);
     let map = SettingsMap::create(policy)?;
-    let prog = object::Program::load(&map)?;
-    let link = Link::attach(&prog, &cg)?;
-    let info = link
-        .info()
-        .map_err(|e| Error::syscall("BPF_OBJ_GET_INFO_BY_FD", e))?;
+    let sock_ops = Program::load(Hook::SockOps, &map, &claims, depth)?;
+    let setsockopt = Program::load(Hook::SetSockopt, &map, &claims, depth)?;
+    // The setsockopt program first: once the sock_ops one acts, the
+    // policy holds from the first connection.
+    let setsockopt_link = Link::attach(&setsockopt, &cg)?;
+    let link = Link::attach(&sock_ops, &cg)?;
+    let info = |l: &Link| {
+        l.info()
+            .map(|i| Attachment {
+                link_id: i.id,
+                prog_id: i.prog_id,
+            })
+            .map_err(|e| Error::syscall("BPF_OBJ_GET_INFO_BY_FD", e))
+    };
+    let attached = Attached {
+        sock_ops: info(&link)?,
+        setsockopt: Some(info(&setsockopt_link)?),
+    };
     let pinned = dir
         .create()
         .and_then(|()| dir.write_origin(&origin))
         .and_then(|()| map.pin(&dir.c_settings()?, &dir.settings()))
+        .and_then(|()| {
+            setsockopt_link.pin(&dir.c_setsockopt_link()?, &dir.setsockopt_link())
+        })
         .and_then(|()| link.pin(&dir.c_link()?, &dir.link()));
     if let Err(e) = pinned {
-        // The link detaches when `link` is dropped: leave nothing behind.
+        // The links detach when dropped: leave nothing behind.
         let _ = dir.remove();
         return Err(e);
     }
-    Ok(enforced(
-        Change::Attached,
-        None,
-        Attachment {
-            link_id: info.id,
-            prog_id: info.prog_id,
-        },
-    ))
+    Ok(enforced(Change::Attached, None, attached))
 }
 
-/// The settings map of `dir` and its attachment, when its program is
-/// still attached to a live cgroup.
-fn open_attached(dir: &PinDir) -> Result<Option<(SettingsMap, Attachment)>> {
+/// The attachments of an enforcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attached {
+    sock_ops: Attachment,
+    setsockopt: Option<Attachment>,
+}
+
+/// The settings map of `dir` and its attachments, when its sock_ops
+/// program is still attached to a live cgroup.
+fn open_attached(dir: &PinDir) -> Result<Option<(SettingsMap, Attached)>> {
     let map = match SettingsMap::open_pinned(&dir.c_settings()?, &dir.settings()) {
         Ok(map) => map,
         Err(Error::Path { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let attached = object::link_using_map(map.id())?;
-    Ok(attached
+    let links: Vec<_> = object::links_using_map(map.id())?
+        .into_iter()
         .filter(|(link, _)| link.cgroup_id == dir.cgroup_id())
-        .map(|(link, _)| {
-            (
-                map,
-                Attachment {
-                    link_id: link.id,
-                    prog_id: link.prog_id,
-                },
-            )
-        }))
+        .collect();
+    let find = |hook| {
+        links
+            .iter()
+            .find(|(link, _)| link.is_cgroup(hook))
+            .map(|(link, _)| Attachment {
+                link_id: link.id,
+                prog_id: link.prog_id,
+            })
+    };
+    Ok(find(Hook::SockOps).map(|sock_ops| {
+        (
+            map,
+            Attached {
+                sock_ops,
+                setsockopt: find(Hook::SetSockopt),
+            },
+        )
+    }))
 }
 
 /// Removes the pin directories, other than `keep`, made for the same
@@ -257,9 +301,13 @@ pub struct Enforcement {
     pub cgroup: Option<PathBuf>,
     /// The policy in its map; `None` when it cannot be read.
     pub policy: Option<Policy>,
-    /// The attachment; `None` when the program no longer acts (the pins
-    /// are left over; the next `enforce` or `--remove` clears them).
+    /// The sock_ops program's attachment; `None` when the program no
+    /// longer acts (the pins are left over; the next `enforce` or
+    /// `--remove` clears them).
     pub attachment: Option<Attachment>,
+    /// The cgroup/setsockopt program's attachment; `None` when it is not
+    /// attached (pins of an older keepalive, or left over).
+    pub setsockopt: Option<Attachment>,
     /// True when the link is pinned (`keepalive enforce`); false when a
     /// running `keepalive run --enforce` holds it.
     pub link_pinned: bool,
@@ -281,8 +329,8 @@ pub fn status() -> Result<Vec<Enforcement>> {
     for dir in dirs {
         let origin = dir.origin();
         let located = locate(&dir, origin.as_ref(), hierarchy.as_ref());
-        let (policy, attachment) = match open_attached(&dir) {
-            Ok(Some((map, attachment))) => (map.read().ok(), Some(attachment)),
+        let (policy, attached) = match open_attached(&dir) {
+            Ok(Some((map, attached))) => (map.read().ok(), Some(attached)),
             Ok(None) => (
                 SettingsMap::open_pinned(&dir.c_settings()?, &dir.settings())
                     .and_then(|m| m.read())
@@ -292,17 +340,18 @@ pub fn status() -> Result<Vec<Enforcement>> {
             Err(e @ Error::NotPermitted { .. }) => return Err(e),
             Err(_) => (None, None),
         };
-        let (cgroup, attachment) = match located {
-            Located::At(path) => (Some(path), attachment),
+        let (cgroup, attached) = match located {
+            Located::At(path) => (Some(path), attached),
             // Its links go a moment after rmdir: not acting any more.
             Located::Gone => (None, None),
-            Located::Unknown => (None, attachment),
+            Located::Unknown => (None, attached),
         };
         out.push(Enforcement {
             cgroup_id: dir.cgroup_id(),
             cgroup,
             policy,
-            attachment,
+            attachment: attached.map(|a| a.sock_ops),
+            setsockopt: attached.and_then(|a| a.setsockopt),
             link_pinned: dir.link().exists(),
             pin_dir: dir.path().to_path_buf(),
             origin,
@@ -321,7 +370,8 @@ pub struct Removed {
     pub cgroup_id: Option<u64>,
     /// The unit asked for, with [`remove_for`].
     pub unit: Option<String>,
-    /// The links detached (none when nothing was attached).
+    /// The links detached (none when nothing was attached): each
+    /// enforcement's sock_ops and cgroup/setsockopt links.
     pub detached: Vec<Attachment>,
     /// The live cgroup's pin directory, removed, if there was one.
     pub unpinned: Option<PathBuf>,
@@ -338,9 +388,10 @@ impl Removed {
 }
 
 /// Stops enforcing on `cgroup`: detaches every link of the keepalive
-/// program from it (a pinned one, and one a running `keepalive run
-/// --enforce` holds), removes the pins, then checks with `BPF_PROG_QUERY`
-/// that none of those programs is attached any more. When the cgroup was
+/// programs from it, sock_ops and cgroup/setsockopt (pinned ones, and those
+/// a running `keepalive run --enforce` holds), removes the pins, then checks
+/// with `BPF_PROG_QUERY` on both hooks that none of those programs is
+/// attached any more. The claims map's pin goes with the last enforcement. When the cgroup was
 /// removed, removes the pins recorded as made for its path (an error when
 /// there are none: the path is then neither a cgroup nor enforced).
 pub fn remove(cgroup: &Path) -> Result<Removed> {
@@ -405,8 +456,12 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         }));
     }
+    if PinDir::list()?.is_empty() {
+        claim::unpin()?;
+    }
     if let Some(cg) = &live {
-        let still = object::query_sock_ops(cg)?;
+        let mut still = object::query(cg, Hook::SockOps)?;
+        still.extend(object::query(cg, Hook::SetSockopt)?);
         if let Some(a) = removed.detached.iter().find(|a| still.contains(&a.prog_id)) {
             return Err(Error::Syscall {
                 call: "BPF_LINK_DETACH",
@@ -422,7 +477,8 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
     Ok(removed)
 }
 
-/// Detaches every link of the keepalive program from the cgroup `id`.
+/// Detaches every link of the keepalive programs (both hooks) from the
+/// cgroup `id`.
 fn detach_ours(cgroup_id: u64) -> Result<Vec<Attachment>> {
     let mut detached = Vec::new();
     for (info, _) in object::our_links(cgroup_id)? {
@@ -446,8 +502,15 @@ pub fn attached_programs(cgroup: &Path) -> Result<Vec<u32>> {
     object::query_sock_ops(&cg)
 }
 
-/// Loads the program, with a fresh settings map, and unloads it: the
-/// kernel's verifier must accept it. Returns the id it had.
+/// The ids of the cgroup/setsockopt programs attached to `cgroup` itself,
+/// any program, as `BPF_PROG_QUERY` reports them.
+pub fn attached_setsockopt_programs(cgroup: &Path) -> Result<Vec<u32>> {
+    let cg = Cgroup::open(cgroup)?;
+    object::query(&cg, Hook::SetSockopt)
+}
+
+/// Loads both programs, with fresh maps, and unloads them: the kernel's
+/// verifier must accept them. Returns the sock_ops program's id.
 pub fn verify_program() -> Result<u32> {
     object::load_only()
 }

@@ -51,6 +51,7 @@ const SRC_REG: u8 = 0x08;
 // Arithmetic operations (the high 4 bits).
 const ALU_ADD: u8 = 0x00;
 const ALU_MUL: u8 = 0x20;
+const ALU_OR: u8 = 0x40;
 const ALU_MOV: u8 = 0xb0;
 
 // Jump operations that are not conditions.
@@ -181,6 +182,10 @@ pub enum Helper {
     /// `struct tcp_sock *bpf_skc_to_tcp_sock(void *sk)`: the TCP socket of
     /// a full TCP socket, NULL for others (time-wait, request sockets).
     SkcToTcpSock = 137,
+    /// `void *bpf_sk_storage_get(map, struct bpf_sock *sk, void *value, u64 flags)`:
+    /// the socket's value in a socket-local storage map (created, zeroed,
+    /// with `BPF_SK_STORAGE_GET_F_CREATE` and a NULL `value`), or NULL.
+    SkStorageGet = 107,
 }
 
 /// One 8-byte instruction.
@@ -232,6 +237,11 @@ impl Insn {
     /// `mul64 dst, src`: dst *= src.
     pub const fn mul64_reg(dst: Reg, src: Reg) -> Insn {
         Insn::new(CLASS_ALU64 | SRC_REG | ALU_MUL, dst, src, 0, 0)
+    }
+
+    /// `or64 dst, imm`: dst |= imm (sign-extended).
+    pub const fn or64_imm(dst: Reg, imm: i32) -> Insn {
+        Insn::new(CLASS_ALU64 | SRC_IMM | ALU_OR, dst, Reg::R0, 0, imm)
     }
 
     /// `ldx{size} dst, [src + off]`: dst = *(size *)(src + off), zero-extended.
@@ -575,6 +585,19 @@ mod tests {
         assert_eq!(
             Insn::call(Helper::GetSockopt).to_bytes(),
             [0x85, 0, 0, 0, 57, 0, 0, 0]
+        );
+        assert_eq!(
+            Insn::call(Helper::SkStorageGet).to_bytes(),
+            [0x85, 0, 0, 0, 107, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn or64_imm() {
+        // r1 |= 1: alu64 | K | or = 0x47.
+        assert_eq!(
+            Insn::or64_imm(Reg::R1, 1).to_bytes(),
+            [0x47, 0x01, 0, 0, 1, 0, 0, 0]
         );
     }
 

@@ -1,5 +1,6 @@
-//! The kernel objects of an enforcement: the settings map, the program
-//! and the cgroup link, with safe operations over [`crate::sys`].
+//! The kernel objects of an enforcement: the settings map, the two
+//! programs (sock_ops and cgroup/setsockopt) and their cgroup links, with
+//! safe operations over [`crate::sys`].
 
 use std::ffi::CStr;
 use std::io;
@@ -7,15 +8,21 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use crate::cgroup::Cgroup;
+use crate::claim::Claims;
 use crate::error::{Error, Result};
 use crate::insn;
-use crate::program::{Policy, VALUE_SIZE, sock_ops_program};
+use crate::program::{LEGACY_VALUE_SIZE, Policy, VALUE_SIZE, sock_ops_program};
+use crate::setsockopt::setsockopt_program;
 use crate::sys::{self, MapFd, Object, ProgFd, Syscall};
 
 /// `BPF_PROG_TYPE_SOCK_OPS`.
 const PROG_TYPE_SOCK_OPS: u32 = 13;
 /// `BPF_CGROUP_SOCK_OPS`.
 pub(crate) const ATTACH_CGROUP_SOCK_OPS: u32 = 3;
+/// `BPF_PROG_TYPE_CGROUP_SOCKOPT`.
+const PROG_TYPE_CGROUP_SOCKOPT: u32 = 25;
+/// `BPF_CGROUP_SETSOCKOPT`.
+pub(crate) const ATTACH_CGROUP_SETSOCKOPT: u32 = 22;
 /// `BPF_MAP_TYPE_ARRAY`.
 const MAP_TYPE_ARRAY: u32 = 2;
 /// `BPF_LINK_TYPE_CGROUP`.
@@ -23,6 +30,8 @@ const LINK_TYPE_CGROUP: u32 = 3;
 
 /// The program's name, as `bpftool prog` shows it.
 pub const PROG_NAME: &str = "keepalive";
+/// The cgroup/setsockopt program's name.
+pub const SETSOCKOPT_PROG_NAME: &str = "keepalive_setso";
 /// The map's name.
 pub const MAP_NAME: &str = "keepalive_cfg";
 
@@ -78,6 +87,31 @@ pub(crate) struct SettingsMap {
     id: u32,
 }
 
+/// The two programs of an enforcement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hook {
+    /// The sock_ops program (`BPF_CGROUP_SOCK_OPS`).
+    SockOps,
+    /// The cgroup/setsockopt program (`BPF_CGROUP_SETSOCKOPT`).
+    SetSockopt,
+}
+
+impl Hook {
+    pub(crate) const fn attach_type(self) -> u32 {
+        match self {
+            Hook::SockOps => ATTACH_CGROUP_SOCK_OPS,
+            Hook::SetSockopt => ATTACH_CGROUP_SETSOCKOPT,
+        }
+    }
+
+    const fn prog_name(self) -> &'static str {
+        match self {
+            Hook::SockOps => PROG_NAME,
+            Hook::SetSockopt => SETSOCKOPT_PROG_NAME,
+        }
+    }
+}
+
 impl SettingsMap {
     /// A new map holding `policy`.
     pub(crate) fn create(policy: &Policy) -> Result<SettingsMap> {
@@ -111,9 +145,10 @@ impl SettingsMap {
             why: format!("not a BPF map: {e}"),
         })?;
         let name = name_at(&info, MAP_INFO_NAME);
+        let size = fd.value_size() as usize;
         if u32_at(&info, INFO_TYPE) != MAP_TYPE_ARRAY
             || fd.key_size() != 4
-            || fd.value_size() != VALUE_SIZE as u32
+            || (size != VALUE_SIZE && size != LEGACY_VALUE_SIZE)
             || name != MAP_NAME
         {
             return Err(Error::Foreign {
@@ -131,13 +166,20 @@ impl SettingsMap {
         self.id
     }
 
+    /// True for the map of an older keepalive, without `max_idle`: its
+    /// program has no setsockopt companion and must be replaced.
+    pub(crate) fn is_legacy(&self) -> bool {
+        self.fd.value_size() as usize == LEGACY_VALUE_SIZE
+    }
+
     /// The policy in the map.
     pub(crate) fn read(&self) -> Result<Policy> {
         let mut value = [0; VALUE_SIZE];
+        let size = (self.fd.value_size() as usize).min(VALUE_SIZE);
         sys::bpf(Syscall::MapLookupElem {
             map: &self.fd,
             key: &KEY,
-            value: &mut value,
+            value: &mut value[..size],
         })
         .map_err(|e| Error::syscall("BPF_MAP_LOOKUP_ELEM", e))?;
         Policy::from_bytes(&value).map_err(|e| Error::Syscall {
@@ -167,10 +209,11 @@ impl SettingsMap {
     }
 }
 
-/// The loaded sock_ops program.
+/// A loaded program: the sock_ops one or the cgroup/setsockopt one.
 #[derive(Debug)]
 pub(crate) struct Program {
     fd: ProgFd,
+    hook: Hook,
 }
 
 /// Room for the verifier's log when a load fails (it is short for a
@@ -178,15 +221,33 @@ pub(crate) struct Program {
 const LOG_SIZE: usize = 256 * 1024;
 
 impl Program {
-    /// Loads the program for `map`. When the kernel refuses it, loads it
-    /// again with a log buffer, to report what the verifier said.
-    pub(crate) fn load(map: &SettingsMap) -> Result<Program> {
-        let insns = insn::to_bytes(&sock_ops_program(map.raw_fd()));
+    /// Loads the program of `hook` for `map`, a cgroup at `depth`, and the
+    /// claims map. When the kernel refuses it, loads it again with a log
+    /// buffer, to report what the verifier said.
+    pub(crate) fn load(
+        hook: Hook,
+        map: &SettingsMap,
+        claims: &Claims,
+        depth: u32,
+    ) -> Result<Program> {
+        let (prog_type, expected, insns) = match hook {
+            Hook::SockOps => (
+                PROG_TYPE_SOCK_OPS,
+                0,
+                sock_ops_program(map.raw_fd(), claims.raw_fd(), depth),
+            ),
+            Hook::SetSockopt => (
+                PROG_TYPE_CGROUP_SOCKOPT,
+                ATTACH_CGROUP_SETSOCKOPT,
+                setsockopt_program(map.raw_fd(), claims.raw_fd(), depth),
+            ),
+        };
+        let insns = insn::to_bytes(&insns);
         let load = |log: Option<&mut [u8]>| {
-            ProgFd::load(PROG_TYPE_SOCK_OPS, &insns, LICENSE, PROG_NAME, log)
+            ProgFd::load_for(prog_type, expected, &insns, LICENSE, hook.prog_name(), log)
         };
         let err = match load(None) {
-            Ok(fd) => return Ok(Program { fd }),
+            Ok(fd) => return Ok(Program { fd, hook }),
             Err(e) => e,
         };
         match err.raw_os_error() {
@@ -198,15 +259,22 @@ impl Program {
         let mut log = vec![0; LOG_SIZE];
         if let Ok(fd) = load(Some(&mut log)) {
             // Accepted the second time (the first failure was transient).
-            return Ok(Program { fd });
+            return Ok(Program { fd, hook });
         }
         let text = verifier_log(&log);
         if text.is_empty() && err.raw_os_error() == Some(libc::EINVAL) {
             // Refused before the verifier ran: the program type is unknown.
-            return Err(Error::Unsupported {
-                what: "load BPF_PROG_TYPE_SOCK_OPS programs",
-                needs: "a kernel with CONFIG_CGROUP_BPF (Linux 4.13 or later)",
-                source: err,
+            return Err(match hook {
+                Hook::SockOps => Error::Unsupported {
+                    what: "load BPF_PROG_TYPE_SOCK_OPS programs",
+                    needs: "a kernel with CONFIG_CGROUP_BPF (Linux 4.13 or later)",
+                    source: err,
+                },
+                Hook::SetSockopt => Error::Unsupported {
+                    what: "load BPF_PROG_TYPE_CGROUP_SOCKOPT programs",
+                    needs: "a kernel with CONFIG_CGROUP_BPF (Linux 5.3 or later)",
+                    source: err,
+                },
             });
         }
         Err(Error::Verifier {
@@ -279,20 +347,27 @@ pub(crate) struct LinkInfo {
 }
 
 impl LinkInfo {
-    /// A link of a sock_ops program to a cgroup.
-    pub(crate) fn is_cgroup_sock_ops(&self) -> bool {
-        self.link_type == LINK_TYPE_CGROUP && self.attach_type == ATTACH_CGROUP_SOCK_OPS
+    /// A link of a `hook` program to a cgroup.
+    pub(crate) fn is_cgroup(&self, hook: Hook) -> bool {
+        self.link_type == LINK_TYPE_CGROUP && self.attach_type == hook.attach_type()
+    }
+
+    /// Which of our hooks it is attached to, if one.
+    pub(crate) fn hook(&self) -> Option<Hook> {
+        [Hook::SockOps, Hook::SetSockopt]
+            .into_iter()
+            .find(|h| self.is_cgroup(*h))
     }
 }
 
 impl Link {
-    /// Attaches `prog` to `cgroup`, next to any other sock_ops program
-    /// there (a link is always a multi-attachment).
+    /// Attaches `prog` to `cgroup`, at its hook, next to any other
+    /// program there (a link is always a multi-attachment).
     pub(crate) fn attach(prog: &Program, cgroup: &Cgroup) -> Result<Link> {
         let fd = sys::bpf_fd(Syscall::LinkCreate {
             prog: &prog.fd,
             target: cgroup.as_fd(),
-            attach_type: ATTACH_CGROUP_SOCK_OPS,
+            attach_type: prog.hook.attach_type(),
         })
         .map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) => Error::Unsupported {
@@ -342,8 +417,9 @@ impl Link {
     }
 }
 
-/// Every link of a sock_ops program to a cgroup, system-wide.
-pub(crate) fn cgroup_sock_ops_links() -> Result<Vec<LinkInfo>> {
+/// Every link of a sock_ops or cgroup/setsockopt program to a cgroup,
+/// system-wide.
+pub(crate) fn cgroup_links() -> Result<Vec<LinkInfo>> {
     let mut found = Vec::new();
     let mut id = 0;
     loop {
@@ -361,43 +437,50 @@ pub(crate) fn cgroup_sock_ops_links() -> Result<Vec<LinkInfo>> {
         let Ok(info) = Link::by_id(id).and_then(|l| l.info()) else {
             continue;
         };
-        if info.is_cgroup_sock_ops() {
+        if info.hook().is_some() {
             found.push(info);
         }
     }
 }
 
-/// The links of our program (by name) attached to `cgroup_id`, with the
-/// programs' map ids.
+/// The links of our programs (by name, both hooks) attached to
+/// `cgroup_id`, with the programs' map ids.
 pub(crate) fn our_links(cgroup_id: u64) -> Result<Vec<(LinkInfo, ProgInfo)>> {
-    Ok(cgroup_sock_ops_links()?
+    Ok(cgroup_links()?
         .into_iter()
         .filter(|l| l.cgroup_id == cgroup_id)
         .filter_map(|l| Some((l, prog_info(l.prog_id).ok()?)))
-        .filter(|(_, p)| p.name == PROG_NAME)
+        .filter(|(l, p)| l.hook().is_some_and(|h| p.name == h.prog_name()))
         .collect())
 }
 
-/// The link (and its program) whose program uses map `map_id`, if one is
-/// attached.
-pub(crate) fn link_using_map(map_id: u32) -> Result<Option<(LinkInfo, ProgInfo)>> {
-    Ok(cgroup_sock_ops_links()?
+/// The links (and programs) whose programs use map `map_id` and are
+/// attached to a live cgroup: an enforcement's sock_ops and setsockopt
+/// links.
+pub(crate) fn links_using_map(map_id: u32) -> Result<Vec<(LinkInfo, ProgInfo)>> {
+    Ok(cgroup_links()?
         .into_iter()
         .filter(|l| l.cgroup_id != 0)
         .filter_map(|l| Some((l, prog_info(l.prog_id).ok()?)))
-        .find(|(_, p)| p.map_ids.contains(&map_id)))
+        .filter(|(_, p)| p.map_ids.contains(&map_id))
+        .collect())
 }
 
 /// The ids of the sock_ops programs attached to `cgroup` itself (not
 /// inherited from its ancestors), from `BPF_PROG_QUERY`: what
 /// `bpftool cgroup show` lists.
 pub(crate) fn query_sock_ops(cgroup: &Cgroup) -> Result<Vec<u32>> {
+    query(cgroup, Hook::SockOps)
+}
+
+/// The ids of the programs attached to `cgroup` itself at `hook`.
+pub(crate) fn query(cgroup: &Cgroup, hook: Hook) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
     loop {
         let mut count = 0;
         match sys::bpf(Syscall::ProgQuery {
             target: cgroup.as_fd(),
-            attach_type: ATTACH_CGROUP_SOCK_OPS,
+            attach_type: hook.attach_type(),
             prog_ids: &mut ids,
             count: &mut count,
         }) {
@@ -413,11 +496,14 @@ pub(crate) fn query_sock_ops(cgroup: &Cgroup) -> Result<Vec<u32>> {
     }
 }
 
-/// Loads the program (with a fresh map) without attaching it: the
-/// kernel's verifier must accept it. Returns the program's id.
+/// Loads both programs (with a fresh settings map and claims map) without
+/// attaching them: the kernel's verifier must accept them. Returns the
+/// sock_ops program's id.
 pub(crate) fn load_only() -> Result<u32> {
     let map = SettingsMap::create(&Policy::default())?;
-    let prog = Program::load(&map)?;
+    let claims = Claims::create()?;
+    Program::load(Hook::SetSockopt, &map, &claims, 1)?;
+    let prog = Program::load(Hook::SockOps, &map, &claims, 1)?;
     prog.id()
 }
 
@@ -448,7 +534,7 @@ mod tests {
         let mut loads = 0;
         let err = sys::with_fake(
             move |call| match call {
-                Syscall::MapCreate { .. } => Ok(devnull()),
+                Syscall::MapCreate { .. } | Syscall::BtfLoad { .. } => Ok(devnull()),
                 Syscall::ObjGetInfo { info, .. } => {
                     info[4..8].copy_from_slice(&9u32.to_ne_bytes());
                     Ok(0)
@@ -469,7 +555,8 @@ mod tests {
             },
             || {
                 let map = SettingsMap::create(&Policy::default())?;
-                Program::load(&map)
+                let claims = Claims::create()?;
+                Program::load(Hook::SockOps, &map, &claims, 1)
             },
         )
         .unwrap_err();
@@ -488,14 +575,15 @@ mod tests {
     fn an_unknown_program_type_is_reported_as_such() {
         let err = sys::with_fake(
             |call| match call {
-                Syscall::MapCreate { .. } => Ok(devnull()),
+                Syscall::MapCreate { .. } | Syscall::BtfLoad { .. } => Ok(devnull()),
                 Syscall::ObjGetInfo { .. } | Syscall::MapUpdateElem { .. } => Ok(0),
                 Syscall::ProgLoad { .. } => Err(io::Error::from_raw_os_error(libc::EINVAL)),
                 other => panic!("unexpected {other:?}"),
             },
             || {
                 let map = SettingsMap::create(&Policy::default())?;
-                Program::load(&map)
+                let claims = Claims::create()?;
+                Program::load(Hook::SockOps, &map, &claims, 1)
             },
         )
         .unwrap_err();
@@ -532,7 +620,7 @@ mod tests {
                 } => {
                     assert_eq!(
                         (*map_type, *key_size, *value_size, *max_entries, *name),
-                        (MAP_TYPE_ARRAY, 4, 20, 1, MAP_NAME)
+                        (MAP_TYPE_ARRAY, 4, 24, 1, MAP_NAME)
                     );
                     Ok(devnull())
                 }

@@ -7,11 +7,18 @@
 //!
 //! - `settings`: the array map (always), so that the values can be read
 //!   and changed without reloading the program;
-//! - `link`: the link (for `keepalive enforce`; `keepalive run --enforce`
-//!   keeps its link in an fd only, so that it detaches if the command dies);
+//! - `link`: the sock_ops program's link (for `keepalive enforce`;
+//!   `keepalive run --enforce` keeps its links in fds only, so that they
+//!   detach if the command dies);
+//! - `link-setsockopt`: the cgroup/setsockopt program's link, pinned and
+//!   removed with `link` (one enforcement, two links);
 //! - `origin`: what the enforcement was made for (path, unit, persisted),
 //!   a symlink whose target is the record ([`Origin`](crate::Origin)),
 //!   because bpffs holds no regular file.
+//!
+//! Beside the directories, `/sys/fs/bpf/keepalive/claims` is the socket
+//! storage map every enforcement shares ([`crate::claim`]), unpinned with
+//! the last enforcement.
 //!
 //! bpffs is mounted at `/sys/fs/bpf` when it is not. Every change under the
 //! directory happens under an exclusive flock(2) on it.
@@ -36,6 +43,7 @@ pub const PIN_ROOT: &str = "/sys/fs/bpf/keepalive";
 
 const DIR_PREFIX: &str = "cgroup-";
 const LINK: &str = "link";
+const LINK_SETSOCKOPT: &str = "link-setsockopt";
 const SETTINGS: &str = "settings";
 const ORIGIN: &str = "origin";
 /// The temporary names of a new `origin` (bpffs refuses dots in names).
@@ -183,6 +191,14 @@ impl PinDir {
         self.path.join(LINK)
     }
 
+    pub(crate) fn setsockopt_link(&self) -> PathBuf {
+        self.path.join(LINK_SETSOCKOPT)
+    }
+
+    pub(crate) fn c_setsockopt_link(&self) -> Result<CString> {
+        c_path(&self.setsockopt_link())
+    }
+
     pub(crate) fn settings(&self) -> PathBuf {
         self.path.join(SETTINGS)
     }
@@ -247,7 +263,12 @@ impl PinDir {
     /// Unpins everything in the directory and removes it. A link whose
     /// last reference was its pin detaches.
     pub(crate) fn remove(&self) -> Result<()> {
-        let mut pins = vec![self.link(), self.settings(), self.origin_path()];
+        let mut pins = vec![
+            self.link(),
+            self.setsockopt_link(),
+            self.settings(),
+            self.origin_path(),
+        ];
         // Temporary records a killed writer left.
         if let Ok(entries) = fs::read_dir(&self.path) {
             pins.extend(
@@ -283,6 +304,10 @@ mod tests {
         assert_eq!(
             d.link(),
             Path::new("/sys/fs/bpf/keepalive/cgroup-1234/link")
+        );
+        assert_eq!(
+            d.setsockopt_link(),
+            Path::new("/sys/fs/bpf/keepalive/cgroup-1234/link-setsockopt")
         );
         assert_eq!(
             d.settings(),

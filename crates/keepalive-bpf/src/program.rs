@@ -9,6 +9,14 @@
 //! all the others. On those two it reads the settings from entry 0 of an
 //! array map and calls `bpf_setsockopt()` as the program itself would call
 //! setsockopt(2).
+//!
+//! With `--max-idle D` it also caps idle and interval at D, reading them
+//! back with `bpf_getsockopt`. Every enforcement also has a cgroup/setsockopt
+//! program ([`crate::setsockopt_program`]) reading the same map, which holds
+//! the values against the program's own later setsockopt calls. Both
+//! record, in a socket-local storage map shared by every enforcement
+//! ([`crate::claim`]), the depth of the cgroup whose enforcement decides for
+//! the socket, so that the most specific cgroup's settings win.
 
 use keepalive::{KernelDefaults, Millis, ProbeCount, Seconds, Settings, UserTimeout};
 use libc::{
@@ -31,7 +39,10 @@ pub const FLAG_FORCE: u32 = 1 << 0;
 pub const FLAG_USER_TIMEOUT_AUTO: u32 = 1 << 1;
 
 /// The size of the map's value, [`Policy::to_bytes`].
-pub const VALUE_SIZE: usize = 20;
+pub const VALUE_SIZE: usize = 24;
+/// The size of the map's value before `max_idle` (keepalive 0.x): such a
+/// map reads as a policy without it.
+pub(crate) const LEGACY_VALUE_SIZE: usize = 20;
 
 // Offsets of the fields in the map value (see `Policy`).
 const OFF_FLAGS: i16 = 0;
@@ -39,12 +50,29 @@ const OFF_IDLE: i16 = 4;
 const OFF_INTVL: i16 = 8;
 const OFF_CNT: i16 = 12;
 const OFF_USER_TIMEOUT: i16 = 16;
+const OFF_MAX_IDLE: i16 = 20;
+
+/// The offsets of the fields in the map value, for the setsockopt program.
+pub(crate) mod field {
+    pub(crate) const FLAGS: i16 = super::OFF_FLAGS;
+    pub(crate) const IDLE: i16 = super::OFF_IDLE;
+    pub(crate) const INTVL: i16 = super::OFF_INTVL;
+    pub(crate) const CNT: i16 = super::OFF_CNT;
+    pub(crate) const USER_TIMEOUT: i16 = super::OFF_USER_TIMEOUT;
+    pub(crate) const MAX_IDLE: i16 = super::OFF_MAX_IDLE;
+}
+
+/// `struct bpf_sock_ops`'s `sk` (a `struct bpf_sock *`, NULL when not a
+/// full socket).
+const SOCK_OPS_SK: i16 = 184;
 
 // Stack slots (below the frame pointer, r10).
 const STACK_KEY: i16 = -4;
 const STACK_VAL: i16 = -8;
 const STACK_INTVL: i16 = -12;
 const STACK_CNT: i16 = -16;
+/// 1 once this program set the values (then `TCP_USER_TIMEOUT` follows).
+const STACK_APPLIED: i16 = -20;
 
 /// What the program enforces on the connections of a cgroup.
 ///
@@ -67,8 +95,25 @@ pub struct Policy {
     /// for the ones left unset).
     pub user_timeout: Option<UserTimeout>,
     /// Also on connections whose program switched keepalive on itself
-    /// (by default those are left alone).
+    /// (by default those are left alone), and held against the program's
+    /// later setsockopt calls.
     pub force: bool,
+    /// `--max-idle`: every connection has keepalive on, with idle and
+    /// interval at most this, whatever its program sets before or after
+    /// connecting (shorter values stand).
+    pub max_idle: Option<Seconds>,
+}
+
+/// How a [`Policy`] treats what a program sets itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// A connection whose program switched keepalive on keeps its values.
+    Default,
+    /// Our values, on every connection, held against the program.
+    Force,
+    /// Keepalive on with idle and interval at most this, whatever the
+    /// program does; shorter values the program chooses stand.
+    MaxIdle(Seconds),
 }
 
 /// A map value that no [`Policy`] encodes to.
@@ -91,6 +136,27 @@ impl Policy {
             count: settings.count,
             user_timeout: settings.user_timeout,
             force,
+            max_idle: None,
+        }
+    }
+
+    /// `settings` enforced with idle and interval at most `max_idle`,
+    /// whatever the program does (`--max-idle`).
+    pub const fn with_max_idle(settings: &Settings, max_idle: Seconds) -> Policy {
+        Policy {
+            max_idle: Some(max_idle),
+            ..Policy::new(settings, false)
+        }
+    }
+
+    /// How it treats what a program sets itself. A policy with both
+    /// `force` and `max_idle` (which the CLI does not make) is `Force`,
+    /// capped.
+    pub const fn mode(&self) -> Mode {
+        match (self.force, self.max_idle) {
+            (true, _) => Mode::Force,
+            (false, Some(d)) => Mode::MaxIdle(d),
+            (false, None) => Mode::Default,
         }
     }
 
@@ -125,6 +191,7 @@ impl Policy {
             self.interval.map_or(0, |s| u32::from(s.get())),
             self.count.map_or(0, |c| u32::from(c.get())),
             user_timeout,
+            self.max_idle.map_or(0, |s| u32::from(s.get())),
         ];
         let mut out = [0; VALUE_SIZE];
         for (chunk, field) in out.chunks_exact_mut(4).zip(fields) {
@@ -154,7 +221,7 @@ impl Policy {
             b.copy_from_slice(&bytes[i * 4..i * 4 + 4]);
             u32::from_ne_bytes(b)
         };
-        let [flags, idle, intvl, cnt, user_timeout] = [0, 1, 2, 3, 4].map(field);
+        let [flags, idle, intvl, cnt, user_timeout, max_idle] = [0, 1, 2, 3, 4, 5].map(field);
         let invalid = |field, value| InvalidValue { field, value };
         if flags & !(FLAG_FORCE | FLAG_USER_TIMEOUT_AUTO) != 0 {
             return Err(invalid("flags", flags));
@@ -175,6 +242,7 @@ impl Policy {
             count,
             user_timeout: None,
             force: flags & FLAG_FORCE != 0,
+            max_idle: seconds("max idle", max_idle)?,
         };
         policy.user_timeout = match (flags & FLAG_USER_TIMEOUT_AUTO != 0, user_timeout) {
             (false, 0) => None,
@@ -213,28 +281,55 @@ fn set_tcp_option_if_given(asm: &mut Asm, off: i16, name: i32, skip: &'static st
     asm.label(skip);
 }
 
+/// Emits the cap of `--max-idle`: reads the option `name` back; when it
+/// is above the map's `max_idle` (or unreadable, as before Linux 6.1), sets
+/// it to `max_idle`.
+fn cap_at_max_idle(asm: &mut Asm, name: i32, set: &'static str, done: &'static str) {
+    asm.push(Insn::st(Size::W, Reg::R10, STACK_VAL, 0));
+    sockopt(asm, Helper::GetSockopt, SOL_TCP, name, STACK_VAL);
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL))
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R7, OFF_MAX_IDLE))
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, set)
+        .jump_if_reg(Cond::Le, Reg::R1, Reg::R2, done)
+        .label(set)
+        .push(Insn::stx(Size::W, Reg::R10, STACK_VAL, Reg::R2));
+    sockopt(asm, Helper::SetSockopt, SOL_TCP, name, STACK_VAL);
+    asm.label(done);
+}
+
 /// The sock_ops program, reading its settings from the array map whose
-/// file descriptor is `map_fd` (key 0, value [`Policy::to_bytes`]).
+/// file descriptor is `map_fd` (key 0, value [`Policy::to_bytes`]), for a
+/// cgroup at `depth` below the cgroup v2 root, claiming sockets in the
+/// socket storage map `claims_fd` ([`crate::claim`]).
 ///
 /// Registers: r6 = the context (`struct bpf_sock_ops *`), r7 = the map
-/// value, r8 = its flags. In order, for an established connection:
+/// value, r8 = its flags, r9 = the socket's claim (or 0). In order, for an
+/// established connection:
 ///
-/// 1. unless `FLAG_FORCE`, `bpf_getsockopt(SO_KEEPALIVE)`; when the
-///    program already switched keepalive on, stop here (an error reads as
-///    off: before Linux 6.1 the helper cannot read `SO_KEEPALIVE`, and the
-///    connection is then treated as `--force` would);
-/// 2. `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT` for the values given;
-/// 3. `SO_KEEPALIVE = 1`, which starts the timer with those values;
-/// 4. `TCP_USER_TIMEOUT` when the map holds one (a fixed value, or `auto`
-///    computed by [`Policy::to_bytes`] when every value is given); else,
-///    with `FLAG_USER_TIMEOUT_AUTO`, `(idle + intvl x cnt) x 1000` from
-///    the values read back with `bpf_getsockopt` (the kernel defaults of
-///    the socket's network namespace for the ones not given), capped at
-///    `i32::MAX`.
+/// 1. the claim: when a deeper cgroup's enforcement claimed the socket,
+///    stop here (it decides); else claim it;
+/// 2. unless `FLAG_FORCE`, `bpf_getsockopt(SO_KEEPALIVE)`; when the
+///    program already switched keepalive on itself (not one of our
+///    programs: the claim says), go to 6 (an error reads as off: before
+///    Linux 6.1 the helper cannot read `SO_KEEPALIVE`, and the connection
+///    is then treated as `--force` would);
+/// 3. `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT` for the values given;
+/// 4. `SO_KEEPALIVE = 1`, which starts the timer with those values; the
+///    claim records that we switched it on;
+/// 5. (after 6) `TCP_USER_TIMEOUT` when the map holds one (a fixed value,
+///    or `auto` computed by [`Policy::to_bytes`] when every value is
+///    given); else, with `FLAG_USER_TIMEOUT_AUTO`, `(idle + intvl x cnt)
+///    x 1000` from the values read back with `bpf_getsockopt` (the kernel
+///    defaults of the socket's network namespace for the ones not given),
+///    capped at `i32::MAX`;
+/// 6. with `max_idle`, `TCP_KEEPIDLE` and `TCP_KEEPINTVL` read back and
+///    set to `max_idle` when above it (or unreadable: before Linux 6.1
+///    bpf_getsockopt cannot read them, and they are then set to
+///    `max_idle`), keepalive being on.
 ///
 /// A failing setsockopt does not stop the others. The program always
 /// returns 1: it never changes the outcome of any other callback.
-pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
+pub fn sock_ops_program(map_fd: i32, claims_fd: i32, depth: u32) -> Vec<Insn> {
     let mut asm = Asm::new();
     asm.push(Insn::mov64_reg(Reg::R6, Reg::R1))
         // r2 = ctx->op
@@ -242,6 +337,7 @@ pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
         .jump_if_imm(Cond::Eq, Reg::R2, ACTIVE_ESTABLISHED_CB, "established")
         .jump_if_imm(Cond::Ne, Reg::R2, PASSIVE_ESTABLISHED_CB, "done")
         .label("established")
+        .push(Insn::st(Size::W, Reg::R10, STACK_APPLIED, 0))
         // r0 = bpf_map_lookup_elem(map, &(u32){0})
         .push(Insn::st(Size::W, Reg::R10, STACK_KEY, 0))
         .push(Insn::mov64_reg(Reg::R2, Reg::R10))
@@ -251,8 +347,14 @@ pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
         .jump_if_imm(Cond::Eq, Reg::R0, 0, "done")
         .push(Insn::mov64_reg(Reg::R7, Reg::R0))
         .push(Insn::ldx(Size::W, Reg::R8, Reg::R7, OFF_FLAGS))
+        // The claim: r2 = ctx->sk (NULL when not a full socket).
+        .push(Insn::mov64_imm(Reg::R9, 0))
+        .push(Insn::ldx(Size::DW, Reg::R2, Reg::R6, SOCK_OPS_SK))
+        .jump_if_imm(Cond::Eq, Reg::R2, 0, "claimed");
+    crate::claim::emit(&mut asm, claims_fd, depth, "done");
+    asm.label("claimed")
         .jump_if_imm(Cond::Set, Reg::R8, FLAG_FORCE as i32, "apply")
-        // Leave the connection alone when its program set SO_KEEPALIVE.
+        // Leave the values alone when its program set SO_KEEPALIVE.
         .push(Insn::st(Size::W, Reg::R10, STACK_VAL, 0));
     sockopt(
         &mut asm,
@@ -262,8 +364,19 @@ pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
         STACK_VAL,
     );
     asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL))
-        .jump_if_imm(Cond::Ne, Reg::R1, 0, "done")
-        .label("apply");
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, "apply")
+        // On: the program's, unless one of our programs switched it on.
+        .jump_if_imm(Cond::Eq, Reg::R9, 0, "cap")
+        .push(Insn::ldx(
+            Size::W,
+            Reg::R1,
+            Reg::R9,
+            crate::claim::CLAIM_FLAGS,
+        ))
+        .jump_if_imm(Cond::Set, Reg::R1, crate::claim::CLAIM_BY_US, "apply")
+        .jump("cap")
+        .label("apply")
+        .push(Insn::st(Size::W, Reg::R10, STACK_APPLIED, 1));
     set_tcp_option_if_given(&mut asm, OFF_IDLE, TCP_KEEPIDLE, "idle_done");
     set_tcp_option_if_given(&mut asm, OFF_INTVL, TCP_KEEPINTVL, "intvl_done");
     set_tcp_option_if_given(&mut asm, OFF_CNT, TCP_KEEPCNT, "cnt_done");
@@ -275,8 +388,18 @@ pub fn sock_ops_program(map_fd: i32) -> Vec<Insn> {
         SO_KEEPALIVE,
         STACK_VAL,
     );
-    // TCP_USER_TIMEOUT: a fixed value, auto, or nothing.
-    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R7, OFF_USER_TIMEOUT))
+    crate::claim::emit_by_us(&mut asm, "marked");
+    // --max-idle: cap idle and interval, whoever set them.
+    asm.label("cap")
+        .push(Insn::ldx(Size::W, Reg::R1, Reg::R7, OFF_MAX_IDLE))
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, "capped");
+    cap_at_max_idle(&mut asm, TCP_KEEPIDLE, "idle_cap", "idle_capped");
+    cap_at_max_idle(&mut asm, TCP_KEEPINTVL, "intvl_cap", "intvl_capped");
+    asm.label("capped")
+        .push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_APPLIED))
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, "done")
+        // TCP_USER_TIMEOUT: a fixed value, auto, or nothing.
+        .push(Insn::ldx(Size::W, Reg::R1, Reg::R7, OFF_USER_TIMEOUT))
         .jump_if_imm(Cond::Ne, Reg::R1, 0, "user_timeout")
         .jump_if_imm(Cond::Set, Reg::R8, FLAG_USER_TIMEOUT_AUTO as i32, "auto")
         .jump("done")
@@ -333,12 +456,13 @@ mod tests {
             count: Some(ProbeCount::new(3).unwrap()),
             user_timeout: Some(UserTimeout::Millis(Millis::new(15_000).unwrap())),
             force: false,
+            max_idle: None,
         }
     }
 
     #[test]
     fn policy_layout() {
-        assert_eq!(words(&policy()), [0, 11, 7, 3, 15_000]);
+        assert_eq!(words(&policy()), [0, 11, 7, 3, 15_000, 0]);
     }
 
     #[test]
@@ -363,7 +487,7 @@ mod tests {
         };
         assert_eq!(
             words(&p),
-            [FLAG_FORCE | FLAG_USER_TIMEOUT_AUTO, 11, 0, 0, 0]
+            [FLAG_FORCE | FLAG_USER_TIMEOUT_AUTO, 11, 0, 0, 0, 0]
         );
     }
 
@@ -374,7 +498,7 @@ mod tests {
             ..policy()
         };
         // 11 + 7 x 3 = 32 s.
-        assert_eq!(words(&p), [FLAG_USER_TIMEOUT_AUTO, 11, 7, 3, 32_000]);
+        assert_eq!(words(&p), [FLAG_USER_TIMEOUT_AUTO, 11, 7, 3, 32_000, 0]);
         let max = Policy {
             idle: Some(Seconds::MAX),
             interval: Some(Seconds::MAX),
@@ -399,9 +523,31 @@ mod tests {
                 count: None,
                 ..policy()
             },
+            Policy {
+                max_idle: Some(Seconds::new(10).unwrap()),
+                ..policy()
+            },
         ] {
             assert_eq!(Policy::from_bytes(&p.to_bytes()), Ok(p));
         }
+    }
+
+    #[test]
+    fn max_idle_is_the_sixth_word() {
+        let p = Policy::with_max_idle(&Settings::new(), Seconds::new(10).unwrap());
+        assert_eq!(words(&p), [0, 0, 0, 0, 0, 10]);
+        assert_eq!(p.mode(), Mode::MaxIdle(Seconds::new(10).unwrap()));
+        assert_eq!(Policy::default().mode(), Mode::Default);
+        assert_eq!(Policy::new(&Settings::new(), true).mode(), Mode::Force);
+        let mut bytes = p.to_bytes();
+        bytes[20..].copy_from_slice(&40_000u32.to_ne_bytes());
+        assert_eq!(
+            Policy::from_bytes(&bytes),
+            Err(InvalidValue {
+                field: "max idle",
+                value: 40_000
+            })
+        );
     }
 
     #[test]
@@ -432,29 +578,33 @@ mod tests {
 
     #[test]
     fn program_starts_and_ends_as_sock_ops_requires() {
-        let p = sock_ops_program(7);
+        let p = sock_ops_program(7, 8, 1);
         assert_eq!(p[0], Insn::mov64_reg(Reg::R6, Reg::R1));
         assert_eq!(
             &p[p.len() - 2..],
             [Insn::mov64_imm(Reg::R0, 1), Insn::exit()]
         );
-        // 108 instructions, 24 of them for `auto` in the kernel; the
-        // verifier's limit is 4096 (1 million for privileged loaders).
-        assert_eq!(p.len(), 108);
+        // 175 instructions, 24 of them for `auto` in the kernel, 32 for
+        // --max-idle, 22 for the claim; the verifier's limit is 4096 (1
+        // million for privileged loaders).
+        assert_eq!(p.len(), 175);
     }
 
     #[test]
     fn program_loads_the_map_given() {
-        let p = sock_ops_program(0x2a);
+        let p = sock_ops_program(0x2a, 0x2b, 1);
         let [lo, hi] = Insn::ld_map_fd(Reg::R1, 0x2a);
         let at = p.iter().position(|i| *i == lo).expect("a map load");
         assert_eq!(p[at + 1], hi);
-        assert_eq!(p.iter().filter(|i| i.code() == lo.code()).count(), 1);
+        // The settings map and the claims map.
+        assert_eq!(p.iter().filter(|i| i.code() == lo.code()).count(), 2);
+        let [claims, _] = Insn::ld_map_fd(Reg::R1, 0x2b);
+        assert!(p.contains(&claims));
     }
 
     #[test]
     fn every_jump_lands_inside_the_program() {
-        let p = sock_ops_program(3);
+        let p = sock_ops_program(3, 4, 1);
         for (at, insn) in p.iter().enumerate() {
             let class = insn.code() & 0x07;
             let op = insn.code() & 0xf0;
@@ -471,7 +621,7 @@ mod tests {
     #[test]
     fn program_sets_every_option() {
         // Each setsockopt call is preceded by `mov r3, optname`.
-        let p = sock_ops_program(3);
+        let p = sock_ops_program(3, 4, 1);
         let mut set = Vec::new();
         for w in p.windows(5) {
             if w[4] == Insn::call(Helper::SetSockopt) {
@@ -480,6 +630,8 @@ mod tests {
         }
         // (`mov r3, name` comes 4 instructions before the call: r4 = r10,
         // r4 += slot and r5 = 4 sit between.)
+        // The values, keepalive on, the caps of --max-idle, the user
+        // timeout.
         assert_eq!(
             set,
             [
@@ -487,6 +639,8 @@ mod tests {
                 TCP_KEEPINTVL,
                 TCP_KEEPCNT,
                 SO_KEEPALIVE,
+                TCP_KEEPIDLE,
+                TCP_KEEPINTVL,
                 TCP_USER_TIMEOUT
             ]
         );

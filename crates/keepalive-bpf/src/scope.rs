@@ -19,7 +19,8 @@ use std::time::Duration;
 use crate::cgroup::{Cgroup, Hierarchy};
 use crate::enforce::{Attachment, check_privileges};
 use crate::error::{Error, Result};
-use crate::object::{Link, Program, SettingsMap};
+use crate::claim::{self, Claims};
+use crate::object::{Hook, Link, Program, SettingsMap};
 use crate::pin::{PinDir, Pins};
 use crate::program::Policy;
 
@@ -29,6 +30,7 @@ use crate::program::Policy;
 pub struct RunScope {
     cgroup: Option<Cgroup>,
     link: Option<Link>,
+    setsockopt_link: Option<Link>,
     map: Option<SettingsMap>,
     pin_dir: Option<PinDir>,
     attachment: Attachment,
@@ -72,6 +74,7 @@ impl RunScope {
         let mut scope = RunScope {
             cgroup: Some(cgroup),
             link: None,
+            setsockopt_link: None,
             map: None,
             pin_dir: None,
             attachment: Attachment {
@@ -81,8 +84,15 @@ impl RunScope {
         };
         // From here on, dropping `scope` on an error undoes what was done.
         let cgroup = scope.cgroup.as_ref().expect("set above");
+        let claims = {
+            let _pins = Pins::lock()?;
+            Claims::open_or_create()?
+        };
+        let depth = claim::depth(cgroup);
         let map = SettingsMap::create(policy)?;
-        let prog = Program::load(&map)?;
+        let prog = Program::load(Hook::SockOps, &map, &claims, depth)?;
+        let setsockopt = Program::load(Hook::SetSockopt, &map, &claims, depth)?;
+        scope.setsockopt_link = Some(Link::attach(&setsockopt, cgroup)?);
         let link = Link::attach(&prog, cgroup)?;
         let info = link
             .info()
@@ -147,10 +157,14 @@ impl RunScope {
         if let (Some(link), Some(dir)) = (&self.link, &self.pin_dir) {
             link.pin(&dir.c_link()?, &dir.link())?;
         }
+        if let (Some(link), Some(dir)) = (&self.setsockopt_link, &self.pin_dir) {
+            link.pin(&dir.c_setsockopt_link()?, &dir.setsockopt_link())?;
+        }
         let path = cgroup.path().to_path_buf();
         // Keep everything: forget the handles without undoing anything.
         self.cgroup = None;
         self.link = None;
+        self.setsockopt_link = None;
         self.pin_dir = None;
         Ok(Finished::Left { cgroup: path, pids })
     }
@@ -158,7 +172,10 @@ impl RunScope {
     /// Detaches the link, removes the pins and the cgroup.
     fn clean_up(&mut self) -> Result<()> {
         let pins = Pins::lock();
-        if let Some(link) = self.link.take() {
+        for link in [self.link.take(), self.setsockopt_link.take()]
+            .into_iter()
+            .flatten()
+        {
             // Synchronous, unlike the release of the last reference.
             let _ = link.detach();
         }

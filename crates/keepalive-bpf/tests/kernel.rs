@@ -73,6 +73,7 @@ fn attach_update_status_remove() {
         count: Some(ProbeCount::new(3).unwrap()),
         user_timeout: Some(UserTimeout::Auto),
         force: false,
+        max_idle: None,
     };
     let attached = keepalive_bpf::enforce(cg.path(), &first).unwrap();
     assert_eq!(attached.change, Change::Attached);
@@ -80,8 +81,15 @@ fn attach_update_status_remove() {
         keepalive_bpf::attached_programs(cg.path()).unwrap(),
         [attached.attachment.prog_id]
     );
+    let setsockopt = attached.setsockopt.expect("the setsockopt companion");
+    assert_eq!(
+        keepalive_bpf::attached_setsockopt_programs(cg.path()).unwrap(),
+        [setsockopt.prog_id]
+    );
     assert!(attached.pin_dir.join("link").exists());
+    assert!(attached.pin_dir.join("link-setsockopt").exists());
     assert!(attached.pin_dir.join("settings").exists());
+    assert!(std::path::Path::new(keepalive_bpf::CLAIMS_PIN).exists());
 
     let second = Policy {
         idle: Some(Seconds::new(22).unwrap()),
@@ -102,15 +110,24 @@ fn attach_update_status_remove() {
     assert_eq!(ours.cgroup.as_deref(), Some(cg.path()));
     assert_eq!(ours.policy, Some(second));
     assert_eq!(ours.attachment, Some(attached.attachment));
+    assert_eq!(ours.setsockopt, Some(setsockopt));
     assert!(ours.link_pinned);
 
     let removed = keepalive_bpf::remove(cg.path()).unwrap();
-    assert_eq!(removed.detached, [attached.attachment]);
+    let mut detached = removed.detached.clone();
+    detached.sort_by_key(|a| a.link_id);
+    let mut both = vec![attached.attachment, setsockopt];
+    both.sort_by_key(|a| a.link_id);
+    assert_eq!(detached, both);
     assert_eq!(
         removed.unpinned.as_deref(),
         Some(attached.pin_dir.as_path())
     );
     assert_eq!(keepalive_bpf::attached_programs(cg.path()).unwrap(), []);
+    assert_eq!(
+        keepalive_bpf::attached_setsockopt_programs(cg.path()).unwrap(),
+        []
+    );
     assert!(!attached.pin_dir.exists());
 
     // Removing again finds nothing to do.
@@ -125,6 +142,7 @@ fn policy(idle: u64) -> Policy {
         count: None,
         user_timeout: None,
         force: false,
+        max_idle: None,
     }
 }
 
@@ -171,7 +189,7 @@ fn the_origin_is_recorded_and_kept_by_a_path_update() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["link", "origin", "settings"]);
+    assert_eq!(names, ["link", "link-setsockopt", "origin", "settings"]);
 }
 
 #[test]
@@ -237,7 +255,8 @@ fn removing_a_unit_removes_the_pins_of_its_earlier_cgroups() {
 
     let removed = keepalive_bpf::remove_for(Some(second.path()), Some(&unit)).unwrap();
     assert_eq!(removed.cgroup_id, Some(new.cgroup_id));
-    assert_eq!(removed.detached, [new.attachment]);
+    assert_eq!(removed.detached.len(), 2);
+    assert!(removed.detached.contains(&new.attachment));
     assert_eq!(removed.unpinned.as_deref(), Some(new.pin_dir.as_path()));
     assert_eq!(keepalive_bpf::attached_programs(second.path()).unwrap(), []);
 
