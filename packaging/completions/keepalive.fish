@@ -116,9 +116,10 @@ complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l idle -d 
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l interval -d 'Time between probes (TCP_KEEPINTVL): 1s..32767s' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l count -d 'Unanswered probes before the connection is dropped (TCP_KEEPCNT): 1..127' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l user-timeout -d 'Give up on unacknowledged data after this long (TCP_USER_TIMEOUT)' -r
+complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l max-idle -d 'Keepalive always on, idle and interval at most DURATION, whatever the program sets (shorter values stand): 1s..32767s' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l root -d 'Write and remove the systemd files under DIR instead of / (an image, a test); `systemctl daemon-reload` is then not run' -r -F
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l all -d 'The root cgroup: every process on this host (every pod of a Kubernetes node). Only with this flag, never through a path'
-complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l force -d 'Replace keepalive settings a program makes itself (by default a connection whose program switched keepalive on is left alone)'
+complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l force -d 'Replace keepalive settings a program makes itself, and hold them against its later setsockopt (by default a connection whose program switched keepalive on is left alone)'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l persist -d 'With --unit: enforce again at every start of the unit (restarts, reboots), through a systemd drop-in'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l status -d 'List where enforcement is attached, what for, and with which values'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l remove -d 'Detach, remove the pins, and with --unit the drop-in'

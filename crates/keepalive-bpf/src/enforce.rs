@@ -370,9 +370,11 @@ pub struct Removed {
     pub cgroup_id: Option<u64>,
     /// The unit asked for, with [`remove_for`].
     pub unit: Option<String>,
-    /// The links detached (none when nothing was attached): each
-    /// enforcement's sock_ops and cgroup/setsockopt links.
+    /// The sock_ops links detached (none when nothing was attached): one
+    /// per enforcement.
     pub detached: Vec<Attachment>,
+    /// Their cgroup/setsockopt companions, detached with them.
+    pub detached_setsockopt: Vec<Attachment>,
     /// The live cgroup's pin directory, removed, if there was one.
     pub unpinned: Option<PathBuf>,
     /// The pin directories of cgroups that are gone (a removed cgroup, a
@@ -383,7 +385,10 @@ pub struct Removed {
 impl Removed {
     /// True when nothing was enforced: nothing detached, nothing unpinned.
     pub fn is_empty(&self) -> bool {
-        self.detached.is_empty() && self.unpinned.is_none() && self.left_over.is_empty()
+        self.detached.is_empty()
+            && self.detached_setsockopt.is_empty()
+            && self.unpinned.is_none()
+            && self.left_over.is_empty()
     }
 }
 
@@ -420,12 +425,13 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
         cgroup_id: live.as_ref().map(Cgroup::id),
         unit: unit.map(str::to_owned),
         detached: Vec::new(),
+        detached_setsockopt: Vec::new(),
         unpinned: None,
         left_over: Vec::new(),
     };
     let live_dir = live.as_ref().map(|cg| pins.dir(cg.id()));
     if let Some(cg) = &live {
-        removed.detached = detach_ours(cg.id())?;
+        (removed.detached, removed.detached_setsockopt) = detach_ours(cg.id())?;
         let dir = pins.dir(cg.id());
         if dir.exists() {
             dir.remove()?;
@@ -441,7 +447,9 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
             continue;
         }
         // Gone, or a cgroup the unit had before: nothing may stay attached.
-        removed.detached.extend(detach_ours(dir.cgroup_id())?);
+        let (sock_ops, setsockopt) = detach_ours(dir.cgroup_id())?;
+        removed.detached.extend(sock_ops);
+        removed.detached_setsockopt.extend(setsockopt);
         dir.remove()?;
         removed.left_over.push(dir.path().to_path_buf());
         if removed.cgroup.is_none() {
@@ -462,7 +470,12 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
     if let Some(cg) = &live {
         let mut still = object::query(cg, Hook::SockOps)?;
         still.extend(object::query(cg, Hook::SetSockopt)?);
-        if let Some(a) = removed.detached.iter().find(|a| still.contains(&a.prog_id)) {
+        if let Some(a) = removed
+            .detached
+            .iter()
+            .chain(&removed.detached_setsockopt)
+            .find(|a| still.contains(&a.prog_id))
+        {
             return Err(Error::Syscall {
                 call: "BPF_LINK_DETACH",
                 source: std::io::Error::other(format!(
@@ -478,20 +491,24 @@ pub fn remove_for(cgroup: Option<&Path>, unit: Option<&str>) -> Result<Removed> 
 }
 
 /// Detaches every link of the keepalive programs (both hooks) from the
-/// cgroup `id`.
-fn detach_ours(cgroup_id: u64) -> Result<Vec<Attachment>> {
-    let mut detached = Vec::new();
+/// cgroup `id`: the sock_ops ones, and the cgroup/setsockopt ones.
+fn detach_ours(cgroup_id: u64) -> Result<(Vec<Attachment>, Vec<Attachment>)> {
+    let (mut sock_ops, mut setsockopt) = (Vec::new(), Vec::new());
     for (info, _) in object::our_links(cgroup_id)? {
         let Ok(link) = Link::by_id(info.id) else {
             continue;
         };
         link.detach()?;
-        detached.push(Attachment {
+        let a = Attachment {
             link_id: info.id,
             prog_id: info.prog_id,
-        });
+        };
+        match info.hook() {
+            Some(Hook::SetSockopt) => setsockopt.push(a),
+            _ => sock_ops.push(a),
+        }
     }
-    Ok(detached)
+    Ok((sock_ops, setsockopt))
 }
 
 /// The ids of the sock_ops programs attached to `cgroup` itself, any

@@ -114,11 +114,8 @@ fn attach_update_status_remove() {
     assert!(ours.link_pinned);
 
     let removed = keepalive_bpf::remove(cg.path()).unwrap();
-    let mut detached = removed.detached.clone();
-    detached.sort_by_key(|a| a.link_id);
-    let mut both = vec![attached.attachment, setsockopt];
-    both.sort_by_key(|a| a.link_id);
-    assert_eq!(detached, both);
+    assert_eq!(removed.detached, [attached.attachment]);
+    assert_eq!(removed.detached_setsockopt, [setsockopt]);
     assert_eq!(
         removed.unpinned.as_deref(),
         Some(attached.pin_dir.as_path())
@@ -255,8 +252,8 @@ fn removing_a_unit_removes_the_pins_of_its_earlier_cgroups() {
 
     let removed = keepalive_bpf::remove_for(Some(second.path()), Some(&unit)).unwrap();
     assert_eq!(removed.cgroup_id, Some(new.cgroup_id));
-    assert_eq!(removed.detached.len(), 2);
-    assert!(removed.detached.contains(&new.attachment));
+    assert_eq!(removed.detached, [new.attachment]);
+    assert_eq!(removed.detached_setsockopt, [new.setsockopt.unwrap()]);
     assert_eq!(removed.unpinned.as_deref(), Some(new.pin_dir.as_path()));
     assert_eq!(keepalive_bpf::attached_programs(second.path()).unwrap(), []);
 

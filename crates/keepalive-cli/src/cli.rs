@@ -162,6 +162,18 @@ pub struct AttachArgs {
 /// cgroup changes them for new connections, without reloading. A value
 /// left out is the kernel default (net.ipv4.tcp_keepalive_*). Needs root.
 ///
+/// What a program sets itself: by default a connection whose program
+/// switched keepalive on keeps its own values, and setsockopt calls made
+/// after connecting stand. --force sets ours on every connection and holds
+/// them: a companion cgroup/setsockopt program rewrites the program's later
+/// SO_KEEPALIVE and TCP_KEEP* calls to our values. --max-idle D is the
+/// guarantee a NAT or load balancer with an idle timeout needs: keepalive
+/// on, idle and interval at most D, whatever the program does before or
+/// after connecting (its setsockopt(SO_KEEPALIVE, 0) and values above D are
+/// rewritten; shorter values, as Go's 15 s, stand). Either way the
+/// program's setsockopt calls still succeed. With enforcements on a cgroup
+/// and on one below it, the most specific cgroup's settings win.
+///
 /// --unit finds the cgroup of a systemd service or slice (`systemctl
 /// show -p ControlGroup`). systemd makes a new cgroup at every start of a
 /// unit and the enforcement ends with the old one: --persist makes systemd
@@ -212,10 +224,22 @@ pub struct EnforceArgs {
     #[command(flatten)]
     pub settings: SettingsArgs,
 
-    /// Replace keepalive settings a program makes itself (by default a
-    /// connection whose program switched keepalive on is left alone).
+    /// Replace keepalive settings a program makes itself, and hold them
+    /// against its later setsockopt (by default a connection whose program
+    /// switched keepalive on is left alone).
     #[arg(long)]
     pub force: bool,
+
+    /// Keepalive always on, idle and interval at most DURATION, whatever
+    /// the program sets (shorter values stand): 1s..32767s.
+    ///
+    /// For a NAT, firewall or load balancer that drops connections idle
+    /// longer than its timeout: take a DURATION below that timeout. The
+    /// program's setsockopt(SO_KEEPALIVE, 0) and TCP_KEEPIDLE/TCP_KEEPINTVL
+    /// above DURATION are rewritten in the kernel and still return success.
+    /// --idle and --interval, when given, must not exceed it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, conflicts_with = "force")]
+    pub max_idle: Option<Seconds>,
 
     /// With --unit: enforce again at every start of the unit (restarts,
     /// reboots), through a systemd drop-in.
@@ -228,11 +252,11 @@ pub struct EnforceArgs {
     pub root: Option<PathBuf>,
 
     /// List where enforcement is attached, what for, and with which values.
-    #[arg(long, conflicts_with_all = ["cgroup", "unit", "all", "remove", "persist", "force", "idle", "interval", "count", "user_timeout"])]
+    #[arg(long, conflicts_with_all = ["cgroup", "unit", "all", "remove", "persist", "force", "max_idle", "idle", "interval", "count", "user_timeout"])]
     pub status: bool,
 
     /// Detach, remove the pins, and with --unit the drop-in.
-    #[arg(long, conflicts_with_all = ["force", "idle", "interval", "count", "user_timeout"])]
+    #[arg(long, conflicts_with_all = ["force", "max_idle", "idle", "interval", "count", "user_timeout"])]
     pub remove: bool,
 
     /// Print JSON lines instead of text.

@@ -13,7 +13,7 @@ use anyhow::Context;
 use keepalive::UserTimeout;
 use keepalive::host::{self, Systemctl, UnitPersisted};
 use keepalive_bpf::{
-    Attachment, Change, Enforced, Enforcement, Hierarchy, Origin, Policy, Removed,
+    Attachment, Change, Enforced, Enforcement, Hierarchy, Mode, Origin, Policy, Removed,
 };
 
 use crate::cli::EnforceArgs;
@@ -54,9 +54,36 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
         out.removed(&removed, &[], false)?;
         return Ok(Exit::Success);
     }
-    let enforced = keepalive_bpf::enforce(cgroup, &args.settings.policy(args.force))
+    let enforced = keepalive_bpf::enforce(cgroup, &policy(args)?)
         .with_context(|| format!("cannot enforce keepalive on {}", cgroup.display()))?;
     report_enforced(&enforced, &out)
+}
+
+/// The policy of the flags: the settings, with --force or --max-idle.
+/// With --max-idle, --idle and --interval above it are refused: the
+/// kernel would cap them anyway, so they are a mistake.
+fn policy(args: &EnforceArgs) -> anyhow::Result<Policy> {
+    let Some(max) = args.max_idle else {
+        return Ok(args.settings.policy(args.force));
+    };
+    for (flag, value) in [
+        ("--idle", args.settings.idle),
+        ("--interval", args.settings.interval),
+    ] {
+        if let Some(v) = value
+            && v > max
+        {
+            anyhow::bail!(
+                "{flag} {} is above --max-idle {}: give a value at most {}, or leave {flag} out \
+                 (it is then capped at {})",
+                human::secs(u64::from(v.get())),
+                human::secs(u64::from(max.get())),
+                human::secs(u64::from(max.get())),
+                human::secs(u64::from(max.get())),
+            );
+        }
+    }
+    Ok(Policy::with_max_idle(&args.settings.settings(), max))
 }
 
 /// `--cgroup`: an absolute path as it is, a relative one under the
@@ -193,7 +220,7 @@ fn enforce_unit(
         out.removed(&removed, &unpersisted, reloaded)?;
         return Ok(Exit::Success);
     }
-    let policy = args.settings.policy(args.force);
+    let policy = policy(args)?;
     if args.persist {
         // Not loaded, or no systemd to ask: a typo, unless the files are
         // for another root (an image).
@@ -266,6 +293,9 @@ fn settings_args(args: &EnforceArgs) -> Vec<String> {
     if args.force {
         out.push("--force".to_owned());
     }
+    if let Some(v) = args.max_idle {
+        out.extend(["--max-idle".to_owned(), v.get().to_string()]);
+    }
     out
 }
 
@@ -282,6 +312,17 @@ fn policy_json(p: &Policy) -> PolicyJson {
     PolicyJson {
         settings: SettingsJson::from(&p.settings()),
         force: p.force,
+        mode: mode_name(p),
+        max_idle_secs: p.max_idle.map(|s| u32::from(s.get())),
+    }
+}
+
+/// `default`, `force` or `max_idle`, as JSON says it.
+fn mode_name(p: &Policy) -> &'static str {
+    match p.mode() {
+        Mode::Default => "default",
+        Mode::Force => "force",
+        Mode::MaxIdle(_) => "max_idle",
     }
 }
 
@@ -306,11 +347,29 @@ fn describe(p: &Policy) -> String {
     )
 }
 
-fn mode(p: &Policy) -> &'static str {
-    if p.force {
-        "also replacing the settings of programs that switch keepalive on themselves (--force)"
-    } else {
-        "programs that switch keepalive on themselves keep their own settings"
+/// The mode line: `mode: default (...)`, `mode: force (...)`,
+/// `mode: max-idle 30s (...)`.
+fn mode(p: &Policy) -> String {
+    let capped = |what: &str| match p.max_idle {
+        Some(d) if p.force => format!(
+            "{what}; idle and interval capped at {}",
+            human::secs(u64::from(d.get()))
+        ),
+        _ => what.to_owned(),
+    };
+    match p.mode() {
+        Mode::Default => "mode: default (programs that switch keepalive on themselves, or set \
+                          values after connecting, keep their own settings)"
+            .to_owned(),
+        Mode::Force => format!(
+            "mode: force ({})",
+            capped("our values on every connection, held against the program's setsockopt")
+        ),
+        Mode::MaxIdle(d) => format!(
+            "mode: max-idle {} (keepalive always on, idle and interval at most that whatever \
+             the program sets; shorter values stand)",
+            human::secs(u64::from(d.get()))
+        ),
     }
 }
 
@@ -337,6 +396,8 @@ impl Printer {
                 pin_dir: &e.pin_dir,
                 prog_id: e.attachment.prog_id,
                 link_id: e.attachment.link_id,
+                setsockopt_prog_id: e.setsockopt.map(|a| a.prog_id),
+                setsockopt_link_id: e.setsockopt.map(|a| a.link_id),
             }))?;
             return Ok(());
         }
@@ -359,9 +420,12 @@ impl Printer {
             writeln!(out, "  was: {}", describe(previous))?;
         }
         writeln!(out, "  {}", mode(&e.policy))?;
+        let setsockopt = e.setsockopt.map_or_else(String::new, |a| {
+            format!("; setsockopt program {}, link {}", a.prog_id, a.link_id)
+        });
         writeln!(
             out,
-            "  new connections only; pinned in {} (program {}, link {})",
+            "  new connections only; pinned in {} (program {}, link {}{setsockopt})",
             e.pin_dir.display(),
             e.attachment.prog_id,
             e.attachment.link_id
@@ -422,6 +486,8 @@ impl Printer {
                 attached: e.attachment.is_some(),
                 prog_id: e.attachment.map(|a| a.prog_id),
                 link_id: e.attachment.map(|a| a.link_id),
+                setsockopt_prog_id: e.setsockopt.map(|a| a.prog_id),
+                setsockopt_link_id: e.setsockopt.map(|a| a.link_id),
                 link_pinned: e.link_pinned,
                 settings: e.policy.as_ref().map(policy_json),
                 pin_dir: &e.pin_dir,
@@ -517,6 +583,14 @@ impl Printer {
                         link_id: a.link_id,
                     })
                     .collect(),
+                setsockopt_detached: r
+                    .detached_setsockopt
+                    .iter()
+                    .map(|a| Detached {
+                        prog_id: a.prog_id,
+                        link_id: a.link_id,
+                    })
+                    .collect(),
                 unpinned: r.unpinned.as_deref(),
                 left_over: r.left_over.iter().map(PathBuf::as_path).collect(),
                 unpersisted: unpersisted.iter().map(PathBuf::as_path).collect(),
@@ -545,6 +619,13 @@ impl Printer {
             writeln!(
                 out,
                 "detached program {} (link {}) from {from}",
+                a.prog_id, a.link_id,
+            )?;
+        }
+        for a in &r.detached_setsockopt {
+            writeln!(
+                out,
+                "detached setsockopt program {} (link {}) from {from}",
                 a.prog_id, a.link_id,
             )?;
         }

@@ -37,10 +37,10 @@
 //! | `change` | sysctl set | `setting`, `key`, `old`, `new` |
 //! | `persisted` | sysctl, enforce --persist | `path`, `changed` |
 //! | `override` | sysctl | `path`, `line`, `key`, `value` |
-//! | `enforced` | enforce | `cgroup`, `cgroup_id`, `unit`, `persisted`, `change`, `settings`, `previous`, `pin_dir`, `prog_id`, `link_id` |
-//! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `path`, `unit`, `persisted`, `attached`, `prog_id`, `link_id`, `link_pinned`, `settings`, `pin_dir` |
+//! | `enforced` | enforce | `cgroup`, `cgroup_id`, `unit`, `persisted`, `change`, `settings`, `previous`, `pin_dir`, `prog_id`, `link_id`, `setsockopt_prog_id`, `setsockopt_link_id` |
+//! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `path`, `unit`, `persisted`, `attached`, `prog_id`, `link_id`, `setsockopt_prog_id`, `setsockopt_link_id`, `link_pinned`, `settings`, `pin_dir` |
 //! | `enforce_summary` | enforce --status | `enforcements`, `attached`, `persisted_units` |
-//! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `unit`, `detached`, `unpinned`, `left_over`, `unpersisted`, `reloaded` |
+//! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `unit`, `detached`, `setsockopt_detached`, `unpinned`, `left_over`, `unpersisted`, `reloaded` |
 //! | `finding` | doctor | `severity`, `kind`, `message`, `pid`, `command`, `unit`, `cgroup`, `connections`, `oldest_idle_secs`, `fixes` |
 //! | `host_status` | status | `netns`, `defaults`, `persisted`, `overrides`, `global_preload`, `enforcements` |
 //! | `doctor_summary` | doctor | `netns`, `idle_timeout_secs`, `timeout_source`, `connections`, `options_read`, `at_risk`, `critical`, `warning`, `info` |
@@ -49,8 +49,9 @@
 //! (`name` for `/run/netns/NAME`, `pid` for `--pid`, `path` the file it was
 //! opened from, all `null` for the caller's own); `changes` is `[{"setting", "old", "new"}]`; `timer`
 //! is `{"kind", "left_ms", "count"}`; `processes` is `[{"pid", "command",
-//! "fd"}]`; an enforcement's `settings` adds `user_timeout_auto` and
-//! `force` to the settings fields. Each struct below documents its fields.
+//! "fd"}]`; an enforcement's `settings` adds `user_timeout_auto`,
+//! `force`, `mode` (`default`, `force`, `max_idle`) and `max_idle_secs`
+//! to the settings fields. Each struct below documents its fields.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -366,6 +367,10 @@ pub struct PolicyJson {
     pub settings: SettingsJson,
     /// Also replaces the settings of programs that switch keepalive on.
     pub force: bool,
+    /// `default`, `force` or `max_idle`.
+    pub mode: &'static str,
+    /// `--max-idle` in seconds, else `null`.
+    pub max_idle_secs: Option<u32>,
 }
 
 /// `keepalive enforce`.
@@ -384,6 +389,10 @@ pub struct Enforced<'a> {
     pub pin_dir: &'a Path,
     pub prog_id: u32,
     pub link_id: u32,
+    /// The cgroup/setsockopt companion (holds --force and --max-idle
+    /// against the program's setsockopt), `null` if not attached.
+    pub setsockopt_prog_id: Option<u32>,
+    pub setsockopt_link_id: Option<u32>,
 }
 
 /// `keepalive enforce --status`: one cgroup.
@@ -403,6 +412,8 @@ pub struct Enforcement<'a> {
     pub attached: bool,
     pub prog_id: Option<u32>,
     pub link_id: Option<u32>,
+    pub setsockopt_prog_id: Option<u32>,
+    pub setsockopt_link_id: Option<u32>,
     pub link_pinned: bool,
     /// `null` when unreadable.
     pub settings: Option<PolicyJson>,
@@ -435,6 +446,8 @@ pub struct Removed<'a> {
     /// With `--unit`.
     pub unit: Option<&'a str>,
     pub detached: Vec<Detached>,
+    /// The cgroup/setsockopt companions of those, detached with them.
+    pub setsockopt_detached: Vec<Detached>,
     /// The live cgroup's pin directory.
     pub unpinned: Option<&'a Path>,
     /// Pin directories of gone cgroups made for the same path or unit.

@@ -25,6 +25,8 @@ use crate::util::{
 
 mod kubernetes;
 mod lifecycle;
+mod max_idle;
+mod nested;
 mod paths;
 mod unit;
 mod values;
@@ -337,5 +339,7 @@ fn settings(idle: u16, interval: Option<u16>, count: Option<u8>) -> Policy {
         user_timeout_ms: None,
         user_timeout_auto: false,
         force: false,
+        mode: "default".to_owned(),
+        max_idle_secs: None,
     }
 }

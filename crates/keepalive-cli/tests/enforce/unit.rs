@@ -184,6 +184,7 @@ fn persist_writes_the_exact_dropin_and_remove_takes_it_away() {
             cgroup_id: None,
             unit: Some(unit.clone()),
             detached: vec![],
+            setsockopt_detached: vec![],
             unpinned: None,
             left_over: vec![],
             unpersisted: vec![dropin.clone()],

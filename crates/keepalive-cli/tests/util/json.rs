@@ -232,6 +232,9 @@ pub struct Policy {
     pub user_timeout_ms: Option<u32>,
     pub user_timeout_auto: bool,
     pub force: bool,
+    /// `default`, `force` or `max_idle`.
+    pub mode: String,
+    pub max_idle_secs: Option<u32>,
 }
 
 /// `keepalive enforce`.
@@ -249,6 +252,8 @@ pub struct Enforced {
     pub pin_dir: PathBuf,
     pub prog_id: u32,
     pub link_id: u32,
+    pub setsockopt_prog_id: Option<u32>,
+    pub setsockopt_link_id: Option<u32>,
 }
 
 /// `keepalive enforce --status`: one cgroup.
@@ -264,6 +269,8 @@ pub struct Enforcement {
     pub attached: bool,
     pub prog_id: Option<u32>,
     pub link_id: Option<u32>,
+    pub setsockopt_prog_id: Option<u32>,
+    pub setsockopt_link_id: Option<u32>,
     pub link_pinned: bool,
     pub settings: Option<Policy>,
     pub pin_dir: PathBuf,
@@ -293,6 +300,7 @@ pub struct Removed {
     pub cgroup_id: Option<u64>,
     pub unit: Option<String>,
     pub detached: Vec<Detached>,
+    pub setsockopt_detached: Vec<Detached>,
     pub unpinned: Option<PathBuf>,
     pub left_over: Vec<PathBuf>,
     pub unpersisted: Vec<PathBuf>,
