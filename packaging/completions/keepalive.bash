@@ -220,7 +220,7 @@ _keepalive() {
             return 0
             ;;
         keepalive__subcmd__enforce)
-            opts="-h --cgroup --all --unit --idle --interval --count --user-timeout --force --max-idle --persist --root --status --remove --json --help"
+            opts="-h --cgroup --all --unit --idle --interval --count --user-timeout --force --max-idle --persist --root --status --remove --existing --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -123,6 +123,7 @@ complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l force -d
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l persist -d 'With --unit: enforce again at every start of the unit (restarts, reboots), through a systemd drop-in'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l status -d 'List where enforcement is attached, what for, and with which values'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l remove -d 'Detach, remove the pins, and with --unit the drop-in'
+complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l existing -d 'Also apply the settings now to the connections that already exist in the cgroup and below it (established and listening)'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -l json -d 'Print JSON lines instead of text'
 complete -c keepalive -n "__fish_keepalive_using_subcommand enforce" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c keepalive -n "__fish_keepalive_using_subcommand doctor" -l netns -d 'Diagnose inside this network namespace (/run/netns/NAME or a path)' -r

@@ -637,7 +637,10 @@ mod tests {
         let btf = Btf::parse(golden()).unwrap();
         let kn = btf.field("cgroup", &["kn"]).unwrap();
         assert_eq!((kn.offset, kn.size), (8, 8));
-        assert_eq!(btf.pointee_struct(kn.ty, "cgroup.kn").unwrap(), "kernfs_node");
+        assert_eq!(
+            btf.pointee_struct(kn.ty, "cgroup.kn").unwrap(),
+            "kernfs_node"
+        );
         let id = btf.field("kernfs_node", &["id"]).unwrap();
         assert_eq!((id.offset, id.size, id.ty), (8, 8, 1), "typedef resolved");
         let state = btf.field("sock", &["__sk_common", "skc_state"]).unwrap();
@@ -724,15 +727,21 @@ mod tests {
         };
         assert!(btf.len() > 1000, "{} types", btf.len());
         let func = btf.find(Kind::Func, "bpf_iter_tcp").unwrap();
-        assert_eq!(btf.kind(btf.referenced(func).unwrap()), Some(Kind::FuncProto));
-        let sk = btf.field("tcp_sock", &["inet_conn", "icsk_inet", "sk"]).unwrap();
-        assert_eq!(sk.offset, 0, "struct sock starts a tcp_sock");
-        let state = btf
-            .field("sock", &["__sk_common", "skc_state"])
+        assert_eq!(
+            btf.kind(btf.referenced(func).unwrap()),
+            Some(Kind::FuncProto)
+        );
+        let sk = btf
+            .field("tcp_sock", &["inet_conn", "icsk_inet", "sk"])
             .unwrap();
+        assert_eq!(sk.offset, 0, "struct sock starts a tcp_sock");
+        let state = btf.field("sock", &["__sk_common", "skc_state"]).unwrap();
         assert_eq!(state.size, 1);
         let kn = btf.field("cgroup", &["kn"]).unwrap();
-        assert_eq!(btf.pointee_struct(kn.ty, "cgroup.kn").unwrap(), "kernfs_node");
+        assert_eq!(
+            btf.pointee_struct(kn.ty, "cgroup.kn").unwrap(),
+            "kernfs_node"
+        );
         assert_eq!(btf.field("kernfs_node", &["id"]).unwrap().size, 8);
     }
 }

@@ -242,10 +242,7 @@ fn subtree_ids(dir: &Path) -> io::Result<Vec<u64>> {
 /// Runs `f` in the network namespace of the first of `pids` that can be
 /// opened (one may have exited meanwhile); when none can, the error of the
 /// last (`NotFound` when they all exited).
-fn in_namespace<T: Send>(
-    pids: &[u32],
-    f: impl FnOnce() -> T + Send,
-) -> Result<T, ExistingError> {
+fn in_namespace<T: Send>(pids: &[u32], f: impl FnOnce() -> T + Send) -> Result<T, ExistingError> {
     let mut last = None;
     for &pid in pids {
         match NetNs::of_pid(pid) {
@@ -282,7 +279,9 @@ fn pidfd_namespace(
             });
         }
         // Every process of the namespace went away: nothing to do there.
-        Err(ExistingError::Namespace { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(ExistingError::Namespace { source, .. })
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
             return Ok(());
         }
         Err(e) => return Err(e),
@@ -317,12 +316,7 @@ fn pidfd_namespace(
                         break;
                     }
                     Ok(Duplicate::Closed | Duplicate::Reused) => {}
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            keepalive_diag::PidFdErrorKind::Unsupported
-                        ) =>
-                    {
+                    Err(e) if matches!(e.kind(), keepalive_diag::PidFdErrorKind::Unsupported) => {
                         return Err(ExistingError::Pidfd(e));
                     }
                     Err(_) => {}

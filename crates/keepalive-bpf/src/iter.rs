@@ -103,7 +103,10 @@ impl Layout {
     pub(crate) fn from_btf(btf: &Btf) -> Result<Layout, BtfError> {
         let func = btf.find(Kind::Func, "bpf_iter_tcp")?;
         let sk = ["inet_conn", "icsk_inet", "sk"];
-        let state = btf.field("tcp_sock", &[&sk[..], &["__sk_common", "skc_state"]].concat())?;
+        let state = btf.field(
+            "tcp_sock",
+            &[&sk[..], &["__sk_common", "skc_state"]].concat(),
+        )?;
         if state.size != 1 {
             return Err(unexpected(format!(
                 "sock_common.skc_state has {} bytes, not 1",
@@ -316,7 +319,13 @@ pub(crate) fn iter_program(
     if let Some(v) = given(cnt) {
         set(&mut asm, SOL_TCP, TCP_KEEPCNT, Some(v), "cnt_done");
     }
-    set(&mut asm, SOL_SOCKET, SO_KEEPALIVE, Some(1), "keepalive_done");
+    set(
+        &mut asm,
+        SOL_SOCKET,
+        SO_KEEPALIVE,
+        Some(1),
+        "keepalive_done",
+    );
     if max_idle != 0 {
         cap(
             &mut asm,
@@ -798,7 +807,14 @@ mod tests {
             user_timeout: Some(UserTimeout::Auto),
             ..Policy::default()
         };
-        for policy in [policy(), Policy { force: true, ..policy() }, auto] {
+        for policy in [
+            policy(),
+            Policy {
+                force: true,
+                ..policy()
+            },
+            auto,
+        ] {
             let iter = TcpIter::load(&layout, &policy, &[]).unwrap_or_else(|e| {
                 panic!("{e}: {:?}", std::error::Error::source(&e));
             });

@@ -189,6 +189,17 @@ pub struct AttachArgs {
 /// --status lists each enforcement: its cgroup (or that it is gone), the
 /// unit or path it was made for, whether it is persisted, whether it is
 /// attached now, and its values.
+///
+/// --existing also applies the settings now to the TCP connections that
+/// already exist in the cgroup and below it, established and listening
+/// (connections they accept later inherit), with the same rules as for new
+/// ones, without stopping or ptracing anything: a BPF iterator over the TCP
+/// sockets of each network namespace the cgroup's processes are in picks
+/// the sockets made in the cgroup and calls setsockopt on them in the
+/// kernel (Linux 5.15 with BTF). Where the kernel cannot, it falls back to
+/// duplicating the processes' sockets with pidfd_getfd (Linux 5.6), as
+/// `keepalive attach` does, and says so. It reports how many sockets were
+/// changed and left alone.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -197,6 +208,7 @@ Examples:
   sudo keepalive enforce --unit app.service --remove
   sudo keepalive enforce --cgroup /sys/fs/cgroup/system.slice/app.service --idle 60
   sudo keepalive enforce --cgroup system.slice/app.service --remove
+  sudo keepalive enforce --unit app.service --idle 60 --existing   # also the open connections
   sudo keepalive enforce --all --idle 5m --interval 1m      # every process on the host
   sudo keepalive enforce --status
   sudo keepalive run --enforce --idle 60 -- ./static-binary")]
@@ -258,6 +270,11 @@ pub struct EnforceArgs {
     /// Detach, remove the pins, and with --unit the drop-in.
     #[arg(long, conflicts_with_all = ["force", "max_idle", "idle", "interval", "count", "user_timeout"])]
     pub remove: bool,
+
+    /// Also apply the settings now to the connections that already exist
+    /// in the cgroup and below it (established and listening).
+    #[arg(long, conflicts_with_all = ["status", "remove"])]
+    pub existing: bool,
 
     /// Print JSON lines instead of text.
     #[arg(long)]

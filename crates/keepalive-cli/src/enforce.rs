@@ -2,8 +2,11 @@
 //! enforced in the kernel by a BPF sock_ops program (keepalive-bpf), pinned
 //! in bpffs so that it outlives the command.
 //!
-//! `--json` prints the `enforced`, `enforcement`, `enforce_summary` and
-//! `removed` messages of [`crate::json`].
+//! `--json` prints the `enforced`, `enforcement`, `enforce_summary`,
+//! `removed` and `existing` messages of [`crate::json`].
+//!
+//! `--existing` then applies the settings to the connections that exist
+//! (`keepalive_bpf::apply_existing`) and reports how many were changed.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -13,7 +16,8 @@ use anyhow::Context;
 use keepalive::UserTimeout;
 use keepalive::host::{self, Systemctl, UnitPersisted};
 use keepalive_bpf::{
-    Attachment, Change, Enforced, Enforcement, Hierarchy, Mode, Origin, Policy, Removed,
+    Attachment, Change, Enforced, Enforcement, Existing, Hierarchy, Mode, Origin, Policy, Removed,
+    Way,
 };
 
 use crate::cli::EnforceArgs;
@@ -24,7 +28,10 @@ use crate::human::{self, KERNEL_DEFAULT};
 use crate::json::{self, Detached, EnforceSummary, Message, PolicyJson, SettingsJson};
 
 pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
-    let out = Printer { json: args.json };
+    let out = Printer {
+        json: args.json,
+        existing: args.existing,
+    };
     let root = args.root.as_deref().unwrap_or(Path::new("/"));
     if args.status {
         return status(root, &out);
@@ -56,7 +63,47 @@ pub fn enforce(args: &EnforceArgs) -> anyhow::Result<Exit> {
     }
     let enforced = keepalive_bpf::enforce(cgroup, &policy(args)?)
         .with_context(|| format!("cannot enforce keepalive on {}", cgroup.display()))?;
-    report_enforced(&enforced, &out)
+    let exit = report_enforced(&enforced, &out)?;
+    existing(args, &enforced, &out)?;
+    Ok(exit)
+}
+
+/// The variable that makes `--existing` take one way only, for the tests
+/// of each: `iterator` (an error where the kernel cannot) or `pidfd`.
+/// Unset, the iterator is tried first.
+const EXISTING_VIA: &str = "KEEPALIVE_EXISTING_VIA";
+
+fn existing_via(value: Option<&std::ffi::OsStr>) -> anyhow::Result<keepalive_bpf::Via> {
+    match value.map(|v| v.to_str()) {
+        None => Ok(keepalive_bpf::Via::Auto),
+        Some(Some("iterator")) => Ok(keepalive_bpf::Via::Iterator),
+        Some(Some("pidfd")) => Ok(keepalive_bpf::Via::Pidfd),
+        Some(_) => anyhow::bail!("{EXISTING_VIA} takes `iterator` or `pidfd`"),
+    }
+}
+
+/// `--existing`: the policy now enforced, on the connections that exist.
+fn existing(args: &EnforceArgs, enforced: &Enforced, out: &Printer) -> anyhow::Result<()> {
+    if !args.existing {
+        return Ok(());
+    }
+    let via = existing_via(std::env::var_os(EXISTING_VIA).as_deref())?;
+    let report = keepalive_bpf::apply_existing(&enforced.cgroup, &enforced.policy, via)
+        .with_context(|| {
+            format!(
+                "keepalive is enforced on the new connections of {}, but the existing ones \
+                 could not be reached",
+                enforced.cgroup.display()
+            )
+        })?;
+    if report.failed > 0 {
+        eprintln!(
+            "keepalive: warning: setsockopt failed on {} existing connection(s) of {}",
+            report.failed,
+            enforced.cgroup.display()
+        );
+    }
+    out.existing(&report)
 }
 
 /// The policy of the flags: the settings, with --force or --max-idle.
@@ -257,7 +304,9 @@ fn enforce_unit(
     let persisted = args.persist || host::unit_is_persisted(root, unit, kind);
     let enforced = keepalive_bpf::enforce_for(&Origin::unit(unit, &dir, persisted), &policy)
         .with_context(|| format!("cannot enforce keepalive on {unit} ({})", dir.display()))?;
-    report_enforced(&enforced, out)
+    let exit = report_enforced(&enforced, out)?;
+    existing(args, &enforced, out)?;
+    Ok(exit)
 }
 
 /// The command systemd runs at every start of the unit: this program
@@ -376,6 +425,8 @@ fn mode(p: &Policy) -> String {
 /// Writes text or JSON lines (`{"type":...,"data":...}`) to stdout.
 struct Printer {
     json: bool,
+    /// `--existing`: the existing connections are reported after.
+    existing: bool,
 }
 
 impl Printer {
@@ -423,9 +474,14 @@ impl Printer {
         let setsockopt = e.setsockopt.map_or_else(String::new, |a| {
             format!("; setsockopt program {}, link {}", a.prog_id, a.link_id)
         });
+        let scope = if self.existing {
+            "new connections, and the existing ones below"
+        } else {
+            "new connections only"
+        };
         writeln!(
             out,
-            "  new connections only; pinned in {} (program {}, link {}{setsockopt})",
+            "  {scope}; pinned in {} (program {}, link {}{setsockopt})",
             e.pin_dir.display(),
             e.attachment.prog_id,
             e.attachment.link_id
@@ -440,6 +496,63 @@ impl Printer {
                 "  until {unit} stops or restarts (--persist makes it last)"
             )?,
             (None, _) => writeln!(out, "  until the cgroup is removed")?,
+        }
+        Ok(())
+    }
+
+    /// What `--existing` did.
+    fn existing(&self, r: &Existing) -> anyhow::Result<()> {
+        if self.json {
+            json::print(&Message::Existing(json::ExistingJson {
+                cgroup: &r.cgroup,
+                way: r.way.code(),
+                fallback: r.fallback.as_deref(),
+                namespaces: r.namespaces,
+                processes: r.processes,
+                changed: r.changed,
+                listening: r.listening,
+                left_alone: r.left_alone,
+                failed: r.failed,
+                unreachable: r.unreachable,
+            }))?;
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        let namespaces = plural(
+            r.namespaces as u64,
+            "network namespace",
+            "network namespaces",
+        );
+        let processes = plural(r.processes as u64, "process", "processes");
+        let way = match r.way {
+            Way::Iterator => format!("BPF iterator over TCP sockets, {namespaces}"),
+            Way::Pidfd => format!("pidfd_getfd over {processes}, {namespaces}"),
+        };
+        writeln!(
+            out,
+            "existing connections of {} ({way}):",
+            r.cgroup.display()
+        )?;
+        if let Some(why) = &r.fallback {
+            writeln!(out, "  the BPF iterator could not be used: {why}")?;
+        }
+        writeln!(
+            out,
+            "  {} changed ({} listening), {} left alone, {} failed",
+            r.changed, r.listening, r.left_alone, r.failed
+        )?;
+        if r.left_alone > 0 {
+            writeln!(
+                out,
+                "  left alone: their program had switched keepalive on itself (--force sets ours)"
+            )?;
+        }
+        if r.unreachable > 0 {
+            writeln!(
+                out,
+                "  {} could not be reached (process gone, no right to duplicate its sockets)",
+                plural(r.unreachable, "socket", "sockets")
+            )?;
         }
         Ok(())
     }
@@ -653,10 +766,34 @@ impl Printer {
     }
 }
 
+/// `1 process`, `2 processes`.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{parse_idle, parse_probes, parse_user_timeout_arg};
+
+    #[test]
+    fn existing_via_the_variable() {
+        use std::ffi::OsStr;
+        assert_eq!(existing_via(None).unwrap(), keepalive_bpf::Via::Auto);
+        assert_eq!(
+            existing_via(Some(OsStr::new("pidfd"))).unwrap(),
+            keepalive_bpf::Via::Pidfd
+        );
+        assert_eq!(
+            existing_via(Some(OsStr::new("iterator"))).unwrap(),
+            keepalive_bpf::Via::Iterator
+        );
+        let err = existing_via(Some(OsStr::new("ptrace"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "KEEPALIVE_EXISTING_VIA takes `iterator` or `pidfd`"
+        );
+    }
 
     #[test]
     fn settings_become_the_policy() {

@@ -41,6 +41,7 @@
 //! | `enforcement` | enforce --status | `cgroup`, `cgroup_id`, `path`, `unit`, `persisted`, `attached`, `prog_id`, `link_id`, `setsockopt_prog_id`, `setsockopt_link_id`, `link_pinned`, `settings`, `pin_dir` |
 //! | `enforce_summary` | enforce --status | `enforcements`, `attached`, `persisted_units` |
 //! | `removed` | enforce --remove | `cgroup`, `cgroup_id`, `unit`, `detached`, `setsockopt_detached`, `unpinned`, `left_over`, `unpersisted`, `reloaded` |
+//! | `existing` | enforce --existing | `cgroup`, `way`, `fallback`, `namespaces`, `processes`, `changed`, `listening`, `left_alone`, `failed`, `unreachable` |
 //! | `finding` | doctor | `severity`, `kind`, `message`, `pid`, `command`, `unit`, `cgroup`, `connections`, `oldest_idle_secs`, `fixes` |
 //! | `host_status` | status | `netns`, `defaults`, `persisted`, `overrides`, `global_preload`, `enforcements` |
 //! | `doctor_summary` | doctor | `netns`, `idle_timeout_secs`, `timeout_source`, `connections`, `options_read`, `at_risk`, `critical`, `warning`, `info` |
@@ -93,6 +94,9 @@ pub enum Message<'a> {
     EnforceSummary(EnforceSummary),
     /// `keepalive enforce --remove`.
     Removed(Removed<'a>),
+    /// `keepalive enforce --existing`: after `enforced`, what was done to
+    /// the connections that existed.
+    Existing(ExistingJson<'a>),
     /// `keepalive doctor`: one per finding, most severe first.
     Finding(FindingJson),
     /// `keepalive doctor`: the last line, always printed.
@@ -456,6 +460,34 @@ pub struct Removed<'a> {
     pub unpersisted: Vec<&'a Path>,
     /// `systemctl daemon-reload` ran.
     pub reloaded: bool,
+}
+
+/// `keepalive enforce --existing`: the connections that existed.
+#[derive(Debug, Serialize)]
+pub struct ExistingJson<'a> {
+    pub cgroup: &'a Path,
+    /// `iterator` (a BPF iterator over TCP sockets, in the kernel) or
+    /// `pidfd` (pidfd_getfd over the cgroup's processes).
+    pub way: &'static str,
+    /// Why the iterator could not be used, when `way` is `pidfd` by
+    /// fallback; else `null`.
+    pub fallback: Option<&'a str>,
+    /// The network namespaces of the cgroup's processes (each searched).
+    pub namespaces: usize,
+    /// The processes in the cgroup and below it.
+    pub processes: usize,
+    /// Sockets whose settings were set now.
+    pub changed: u64,
+    /// Of those, listening sockets (the connections they accept inherit).
+    pub listening: u64,
+    /// Sockets left alone: their program switched keepalive on itself
+    /// (without --force), or already within --max-idle.
+    pub left_alone: u64,
+    /// Sockets where a setsockopt failed.
+    pub failed: u64,
+    /// `pidfd` only: sockets that could not be duplicated (process gone,
+    /// no right, closed meanwhile).
+    pub unreachable: u64,
 }
 
 /// `keepalive doctor`: one finding.
