@@ -23,6 +23,7 @@ use crate::util::{
     tool, wait,
 };
 
+mod existing;
 mod kubernetes;
 mod lifecycle;
 mod max_idle;
