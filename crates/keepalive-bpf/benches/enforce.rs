@@ -320,7 +320,10 @@ fn main() {
     .enumerate()
     {
         let ratio = median(loop_ratios[k].clone());
-        let (lo, hi) = (median(loops[2 * k].clone()), median(loops[2 * k + 1].clone()));
+        let (lo, hi) = (
+            median(loops[2 * k].clone()),
+            median(loops[2 * k + 1].clone()),
+        );
         println!(
             "  {name:<15} {lo:>10.0} -> {hi:>10.0} calls/s, with / without {ratio:.3} \
              ({:+.1}%, {:+.3} us per call; {cost}; target within 5%: {})",

@@ -177,9 +177,7 @@ pub fn enforce_for(origin: &Origin, policy: &Policy) -> Result<Enforced> {
         .create()
         .and_then(|()| dir.write_origin(&origin))
         .and_then(|()| map.pin(&dir.c_settings()?, &dir.settings()))
-        .and_then(|()| {
-            setsockopt_link.pin(&dir.c_setsockopt_link()?, &dir.setsockopt_link())
-        })
+        .and_then(|()| setsockopt_link.pin(&dir.c_setsockopt_link()?, &dir.setsockopt_link()))
         .and_then(|()| link.pin(&dir.c_link()?, &dir.link()));
     if let Err(e) = pinned {
         // The links detach when dropped: leave nothing behind.

@@ -63,6 +63,7 @@ mod sys;
 
 pub use btf::{Btf, BtfError, Field, Kind, Member, TypeId, VMLINUX_BTF};
 pub use cgroup::{CGROUP2_SUPER_MAGIC, Cgroup, Hierarchy};
+pub use claim::{CLAIM_BY_US, CLAIMS_NAME, CLAIMS_PIN, claim_btf};
 pub use enforce::{
     Attachment, Change, Enforced, Enforcement, Removed, attached_programs,
     attached_setsockopt_programs, check_privileges, enforce, enforce_for, remove, remove_for,
@@ -70,9 +71,8 @@ pub use enforce::{
 };
 pub use error::{Error, Result};
 pub use existing::{Existing, ExistingError, Via, Way, apply_existing};
-pub use iter::IterError;
 pub use insn::{Asm, AsmError, Cond, Helper, Insn, PSEUDO_MAP_FD, Reg, Size, to_bytes};
-pub use claim::{CLAIM_BY_US, CLAIMS_NAME, CLAIMS_PIN, claim_btf};
+pub use iter::IterError;
 pub use object::{MAP_NAME, PROG_NAME, SETSOCKOPT_PROG_NAME};
 pub use origin::Origin;
 pub use pin::{BPF_FS_MAGIC, BPFFS, BpfFsMount, PIN_ROOT};

@@ -17,9 +17,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cgroup::{Cgroup, Hierarchy};
+use crate::claim::{self, Claims};
 use crate::enforce::{Attachment, check_privileges};
 use crate::error::{Error, Result};
-use crate::claim::{self, Claims};
 use crate::object::{Hook, Link, Program, SettingsMap};
 use crate::pin::{PinDir, Pins};
 use crate::program::Policy;

@@ -133,7 +133,12 @@ pub fn setsockopt_program(map_fd: i32, claims_fd: i32, depth: u32) -> Vec<Insn> 
         .push(Insn::st(Size::W, Reg::R2, 0, 1));
     crate::claim::emit_by_us(&mut asm, "marked");
     asm.jump("pass").label("idle");
-    hold(&mut asm, field::IDLE, true, ["idle_not_forced", "idle_write"]);
+    hold(
+        &mut asm,
+        field::IDLE,
+        true,
+        ["idle_not_forced", "idle_write"],
+    );
     asm.label("intvl");
     hold(
         &mut asm,

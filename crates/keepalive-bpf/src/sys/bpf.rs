@@ -505,17 +505,8 @@ pub(crate) fn bpf_fd(call: Syscall<'_>) -> io::Result<OwnedFd> {
 pub(crate) struct ProgFd(OwnedFd);
 
 impl ProgFd {
-    pub(crate) fn load(
-        prog_type: u32,
-        insns: &[u8],
-        license: &CStr,
-        name: &str,
-        log: Option<&mut [u8]>,
-    ) -> io::Result<ProgFd> {
-        ProgFd::load_for(prog_type, 0, insns, license, name, log)
-    }
-
-    /// [`ProgFd::load`] with an `expected_attach_type`.
+    /// `BPF_PROG_LOAD` with an `expected_attach_type` (0 for the program
+    /// types that need none).
     pub(crate) fn load_for(
         prog_type: u32,
         expected_attach_type: u32,

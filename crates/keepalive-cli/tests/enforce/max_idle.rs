@@ -227,7 +227,12 @@ pub(super) fn steps_in(cg: &Path, steps: &[&str]) -> Keepalive {
     out.assert_success();
     for r in out.records() {
         if r.what.starts_with("set_") || r.what == "connected" {
-            assert_eq!(r.get("rc"), 0, "the program's call failed: {}\n{out}", r.line);
+            assert_eq!(
+                r.get("rc"),
+                0,
+                "the program's call failed: {}\n{out}",
+                r.line
+            );
         }
     }
     out.only("final").keepalive()
@@ -303,13 +308,28 @@ fn max_idle_refuses_values_above_it() {
     }
     let cg = TestCgroup::new("max-idle-refused");
     let out = run(
-        keepalive().args(["enforce", "--cgroup", cg.arg(), "--max-idle", "10", "--idle", "60"]),
+        keepalive().args([
+            "enforce",
+            "--cgroup",
+            cg.arg(),
+            "--max-idle",
+            "10",
+            "--idle",
+            "60",
+        ]),
         TIMEOUT,
     );
     assert_eq!(out.status.code(), Some(2), "{out}");
     assert!(out.stderr.contains("above --max-idle"), "{out}");
     let out = run(
-        keepalive().args(["enforce", "--cgroup", cg.arg(), "--max-idle", "10", "--force"]),
+        keepalive().args([
+            "enforce",
+            "--cgroup",
+            cg.arg(),
+            "--max-idle",
+            "10",
+            "--force",
+        ]),
         TIMEOUT,
     );
     assert_eq!(out.status.code(), Some(2), "{out}");
@@ -360,7 +380,11 @@ fn go_client_under_default_mode_and_max_idle() {
     let cg = TestCgroup::new("go");
     // Go switches keepalive on itself after connecting, 15 s.
     let own = go_in(cg.path(), go, "0", &[]);
-    assert_eq!((own.on, own.idle, own.interval), (1, 15, 15), "Go's default");
+    assert_eq!(
+        (own.on, own.idle, own.interval),
+        (1, 15, 15),
+        "Go's default"
+    );
 
     // Default mode: enforcement acts at establishment, Go's own call after
     // it wins: it keeps its 15 s.
@@ -448,16 +472,26 @@ fn remove_leaves_nothing_on_either_hook() {
     let r = remove(&["--cgroup", cg.arg()]);
     assert_eq!(r.detached.len(), 1, "{r:?}");
     assert_eq!(
-        r.setsockopt_detached.iter().map(|d| d.prog_id).collect::<Vec<_>>(),
+        r.setsockopt_detached
+            .iter()
+            .map(|d| d.prog_id)
+            .collect::<Vec<_>>(),
         [e.setsockopt_prog_id.unwrap()],
         "the companion link too"
     );
-    assert_eq!(keepalive_bpf::attached_programs(cg.path()).unwrap(), Vec::<u32>::new());
+    assert_eq!(
+        keepalive_bpf::attached_programs(cg.path()).unwrap(),
+        Vec::<u32>::new()
+    );
     assert_eq!(
         keepalive_bpf::attached_setsockopt_programs(cg.path()).unwrap(),
         Vec::<u32>::new()
     );
-    assert!(!e.pin_dir.exists(), "no pin left in {}", e.pin_dir.display());
+    assert!(
+        !e.pin_dir.exists(),
+        "no pin left in {}",
+        e.pin_dir.display()
+    );
     // The program's calls are its own again.
     let free = steps_in(cg.path(), &["connect", "on", "off"]);
     assert_eq!(free.on, 0);

@@ -47,7 +47,11 @@ fn the_childs_values_win_whatever_the_order_of_attaching() {
             enforce_child();
             enforce_parent();
         }
-        let order = if parent_first { "parent first" } else { "child first" };
+        let order = if parent_first {
+            "parent first"
+        } else {
+            "child first"
+        };
         let got = steps_in(&child.0, &["connect"]);
         assert_eq!((got.on, got.idle), (1, 20), "{order}: the child's");
         // A sibling without its own enforcement gets the parent's, and so
@@ -75,7 +79,11 @@ fn a_child_in_default_mode_is_not_capped_by_a_parents_max_idle() {
     enforce(&["--cgroup", child.arg(), "--idle", "30"]);
     assert_eq!(steps_in(&child.0, &["connect"]).idle, 30);
     let own = steps_in(&child.0, &["connect", "idle=3600", "off"]);
-    assert_eq!((own.on, own.idle), (0, 3600), "the child's mode, not the parent's");
+    assert_eq!(
+        (own.on, own.idle),
+        (0, 3600),
+        "the child's mode, not the parent's"
+    );
     // The parent's other processes stay capped.
     let parents = steps_in(parent.path(), &["connect", "off", "idle=3600"]);
     assert_eq!(parents.on, 1);
