@@ -65,6 +65,15 @@ pub enum Error {
         /// The end of the verifier's log.
         log: String,
     },
+    /// There is no directory to mount bpffs on: `/sys` has no `fs/bpf`,
+    /// as in a systemd-nspawn container, whose `/sys` has none.
+    #[error(
+        "there is no /sys/fs/bpf to mount bpffs on, so nothing can be pinned (the kernel has \
+         BPF; this /sys lacks the directory, as a systemd-nspawn container's does): give \
+         this system a bpffs at /sys/fs/bpf, e.g. for a container \
+         `systemd-nspawn --bind=/sys/fs/bpf`, or on a host `mount -t bpf bpf /sys/fs/bpf`"
+    )]
+    NoBpfFs,
     /// The kernel lacks a feature.
     #[error("this kernel cannot {what}: {needs}")]
     Unsupported {
@@ -184,6 +193,13 @@ mod tests {
         // yes; a plain file with another inode says no.
         std::fs::write(dir.path().join("blue"), "").unwrap();
         assert!(!in_named_netns(dir.path()));
+    }
+
+    #[test]
+    fn no_bpffs_mount_point_names_the_container_fix() {
+        let text = Error::NoBpfFs.to_string();
+        assert!(text.contains("--bind=/sys/fs/bpf"), "{text}");
+        assert!(!text.contains("CONFIG_BPF_SYSCALL"), "{text}");
     }
 
     #[test]

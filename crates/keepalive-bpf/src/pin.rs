@@ -92,11 +92,7 @@ impl Pins {
         let bpffs = Path::new(BPFFS);
         if !is_bpffs(bpffs)? {
             if !bpffs.is_dir() {
-                return Err(Error::Unsupported {
-                    what: "pin BPF objects",
-                    needs: "/sys/fs/bpf (a kernel with CONFIG_BPF_SYSCALL; is /sys mounted?)",
-                    source: io::Error::from(io::ErrorKind::NotFound),
-                });
+                return Err(Error::NoBpfFs);
             }
             sys::mount_bpffs(bpffs).map_err(|e| Error::path("mount bpffs on", bpffs, e))?;
             mount.mounted_now = true;
