@@ -576,7 +576,7 @@ _keepalive() {
             return 0
             ;;
         keepalive__subcmd__run)
-            opts="-h --idle --interval --count --user-timeout --off --debug --enforce --force --help"
+            opts="-h --idle --interval --count --user-timeout --off --debug --enforce --force --max-idle --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +595,10 @@ _keepalive() {
                     return 0
                     ;;
                 --user-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-idle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

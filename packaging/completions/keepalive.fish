@@ -42,6 +42,7 @@ complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l idle -d 'Idl
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l interval -d 'Time between probes (TCP_KEEPINTVL): 1s..32767s' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l count -d 'Unanswered probes before the connection is dropped (TCP_KEEPCNT): 1..127' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l user-timeout -d 'Give up on unacknowledged data after this long (TCP_USER_TIMEOUT)' -r
+complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l max-idle -d 'With --enforce: keepalive always on, idle and interval at most DURATION, whatever the command\'s programs set (see `enforce --max-idle`)' -r
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l off -d 'Switch keepalive off (KEEPALIVE=off): for children of a program that runs under a global preload'
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l debug -d 'Log one line per socket to stderr (KEEPALIVE_DEBUG=1)'
 complete -c keepalive -n "__fish_keepalive_using_subcommand run" -l enforce -d 'Enforce the settings in the kernel instead (cgroup BPF): reaches static and Go binaries. Needs root'

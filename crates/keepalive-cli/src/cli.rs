@@ -375,6 +375,11 @@ pub struct RunArgs {
     #[arg(long, requires = "enforce")]
     pub force: bool,
 
+    /// With --enforce: keepalive always on, idle and interval at most
+    /// DURATION, whatever the command's programs set (see `enforce --max-idle`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_idle, requires = "enforce", conflicts_with = "force")]
+    pub max_idle: Option<Seconds>,
+
     /// The command to run, and its arguments.
     #[arg(
         required = true,

@@ -20,9 +20,7 @@ use keepalive_bpf::{
     Way,
 };
 
-use crate::cli::EnforceArgs;
-#[cfg(test)]
-use crate::cli::SettingsArgs;
+use crate::cli::{EnforceArgs, SettingsArgs};
 use crate::exit::Exit;
 use crate::human::{self, KERNEL_DEFAULT};
 use crate::json::{self, Detached, EnforceSummary, Message, PolicyJson, SettingsJson};
@@ -110,13 +108,20 @@ fn existing(args: &EnforceArgs, enforced: &Enforced, out: &Printer) -> anyhow::R
 /// With --max-idle, --idle and --interval above it are refused: the
 /// kernel would cap them anyway, so they are a mistake.
 fn policy(args: &EnforceArgs) -> anyhow::Result<Policy> {
-    let Some(max) = args.max_idle else {
-        return Ok(args.settings.policy(args.force));
+    policy_of(&args.settings, args.force, args.max_idle)
+}
+
+/// [`policy`] of the settings flags, `--force` and `--max-idle`, as
+/// `enforce` and `run --enforce` take them.
+pub(crate) fn policy_of(
+    settings: &SettingsArgs,
+    force: bool,
+    max_idle: Option<keepalive::Seconds>,
+) -> anyhow::Result<Policy> {
+    let Some(max) = max_idle else {
+        return Ok(settings.policy(force));
     };
-    for (flag, value) in [
-        ("--idle", args.settings.idle),
-        ("--interval", args.settings.interval),
-    ] {
+    for (flag, value) in [("--idle", settings.idle), ("--interval", settings.interval)] {
         if let Some(v) = value
             && v > max
         {
@@ -130,7 +135,7 @@ fn policy(args: &EnforceArgs) -> anyhow::Result<Policy> {
             );
         }
     }
-    Ok(Policy::with_max_idle(&args.settings.settings(), max))
+    Ok(Policy::with_max_idle(&settings.settings(), max))
 }
 
 /// `--cgroup`: an absolute path as it is, a relative one under the

@@ -108,7 +108,7 @@ fn run_enforced(args: &RunArgs) -> anyhow::Result<Exit> {
         }
         Some(_) => {}
     }
-    let policy = args.settings.policy(args.force);
+    let policy = crate::enforce::policy_of(&args.settings, args.force, args.max_idle)?;
     let scope = RunScope::create(&policy).context("run --enforce")?;
     let mut cmd = Command::new(program);
     cmd.args(rest);

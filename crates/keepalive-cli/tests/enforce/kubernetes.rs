@@ -11,9 +11,11 @@ use yaml_rust2::{Yaml, YamlLoader};
 use super::*;
 
 fn load(name: &str) -> Vec<Yaml> {
-    let path = crate::util::workspace_root().join("deploy/kubernetes").join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path = crate::util::workspace_root()
+        .join("deploy/kubernetes")
+        .join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -49,10 +51,18 @@ fn the_manifests_parse_and_hold_what_the_kernel_needs() {
         .as_vec()
         .unwrap()
         .iter()
-        .map(|m| (m["mountPath"].as_str().unwrap(), m["mountPropagation"].as_str()))
+        .map(|m| {
+            (
+                m["mountPath"].as_str().unwrap(),
+                m["mountPropagation"].as_str(),
+            )
+        })
         .collect();
     assert!(mounts.contains(&("/sys/fs/cgroup", None)), "{mounts:?}");
-    assert!(mounts.contains(&("/sys/fs/bpf", Some("Bidirectional"))), "{mounts:?}");
+    assert!(
+        mounts.contains(&("/sys/fs/bpf", Some("Bidirectional"))),
+        "{mounts:?}"
+    );
     let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["KEEPALIVE_CGROUP", "KEEPALIVE_SETTINGS"]);
     let script = c["args"][0].as_str().unwrap();
@@ -94,7 +104,11 @@ fn the_daemonsets_script_enforces_and_removes_on_sigterm() {
     let (c, env) = container();
     let script = c["args"][0].as_str().unwrap().to_owned();
     assert_eq!(c["command"][0].as_str(), Some("/bin/sh"));
-    let settings = &env.iter().find(|(n, _)| n == "KEEPALIVE_SETTINGS").unwrap().1;
+    let settings = &env
+        .iter()
+        .find(|(n, _)| n == "KEEPALIVE_SETTINGS")
+        .unwrap()
+        .1;
     // `keepalive` on PATH is the binary under test.
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keepalive"));
     let path = format!(
@@ -142,7 +156,9 @@ fn the_daemonsets_script_enforces_and_removes_on_sigterm() {
     assert_eq!(out.status.code(), Some(0), "{out}");
     assert_eq!(out.status.signal(), None);
     assert!(
-        keepalive_bpf::attached_programs(cg.path()).unwrap().is_empty(),
+        keepalive_bpf::attached_programs(cg.path())
+            .unwrap()
+            .is_empty(),
         "nothing attached after the pod is gone\n{out}"
     );
 }

@@ -496,3 +496,53 @@ fn remove_leaves_nothing_on_either_hook() {
     let free = steps_in(cg.path(), &["connect", "on", "off"]);
     assert_eq!(free.on, 0);
 }
+
+/// `run --enforce --max-idle`: the command's own `SO_KEEPALIVE=0` and an
+/// hour of idle are rewritten in its cgroup, and its calls succeed.
+#[test]
+fn run_enforce_takes_max_idle() {
+    if let Some(why) = unavailable() {
+        skip!("{why}");
+    }
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port().to_string();
+    let out = run(
+        keepalive()
+            .args(["run", "--enforce", "--max-idle", "9", "--"])
+            .arg(sockopt_client())
+            .args([
+                "127.0.0.1",
+                &port,
+                "connect",
+                "off",
+                "idle=3600",
+                "intvl=3600",
+            ]),
+        TIMEOUT,
+    );
+    out.assert_success();
+    for r in out.records() {
+        if r.what.starts_with("set_") || r.what == "connected" {
+            assert_eq!(r.get("rc"), 0, "{}\n{out}", r.line);
+        }
+    }
+    let got = out.only("final").keepalive();
+    assert_eq!(got.on, 1, "{got:?}\n{out}");
+    assert!(got.idle <= 9 && got.interval <= 9, "{got:?}\n{out}");
+    // --max-idle without --enforce, or with --force, is a usage error.
+    for args in [
+        &["run", "--max-idle", "9", "--", "true"][..],
+        &[
+            "run",
+            "--enforce",
+            "--force",
+            "--max-idle",
+            "9",
+            "--",
+            "true",
+        ],
+    ] {
+        let out = run(keepalive().args(args), TIMEOUT);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{out}");
+    }
+}
