@@ -105,9 +105,9 @@ fn doctor_names_and_fixes_connections_a_conntrack_firewall_would_cut() {
     let mut fixed = net.python(
         "python, fixed by doctor's command",
         None,
-        &&refs(&fixed_steps),
+        &refs(&fixed_steps),
     );
-    let mut control = net.python("python, control", None, &&refs(&control_steps));
+    let mut control = net.python("python, control", None, &refs(&control_steps));
     start_all(&mut [&mut fixed, &mut control]);
     fixed.assert_options(None);
     control.assert_options(None);
