@@ -336,12 +336,13 @@ impl SettingsArgs {
 /// (options override those variables when already set; KEEPALIVE is set
 /// to `on`, or `off` with --off). Every TCP socket the command and its
 /// children create or accept gets SO_KEEPALIVE and those values; sockets
-/// whose program sets its own values keep them. A value left out is the
-/// kernel default (net.ipv4.tcp_keepalive_*, see `keepalive sysctl`).
+/// whose program sets its own values keep them. A value left out keeps
+/// the variable already set, else the kernel default
+/// (net.ipv4.tcp_keepalive_*, see `keepalive sysctl`).
 ///
 /// The exit status is the command's. A warning is printed when the command
-/// is statically linked, a Go program or setuid, since a preload cannot
-/// reach those.
+/// is statically linked, a Go program, setuid/setgid or has file
+/// capabilities, since a preload cannot reach those.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -351,8 +352,9 @@ Examples:
   keepalive run --idle 180 -- keepalive check      # see what a program gets
   keepalive run --debug -- wget https://example.org/   # one stderr line per socket
 
-The library is found next to the keepalive executable, then in the
-installed library directory; set KEEPALIVE_LIBRARY to use another one.")]
+The library is looked for in $KEEPALIVE_LIBRARY, then next to the keepalive
+executable, then in <prefix>/lib/keepalive/ beside its bin/, then
+/usr/local/lib/keepalive/, then /usr/lib/keepalive/.")]
 pub struct RunArgs {
     #[command(flatten)]
     pub settings: SettingsArgs,

@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Zero,
     /// Larger than the kernel accepts (or than any integer holds).
     TooLarge,
+    /// Not one of the switch's words (`on`/`off`, `1`/`0`, `yes`/`no`,
+    /// `true`/`false`).
+    NotASwitch,
 }
 
 impl ErrorKind {
@@ -32,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Empty => "empty value",
             ErrorKind::Negative => "negative value",
             ErrorKind::NotANumber => "not a number",
+            ErrorKind::NotASwitch => "not on or off",
             ErrorKind::BadUnit => "unknown unit",
             ErrorKind::NotWholeSeconds => "not a whole number of seconds",
             ErrorKind::Zero => "zero is not allowed",
@@ -210,7 +214,7 @@ pub fn parse_switch(value: &[u8]) -> Result<bool, ErrorKind> {
     } else if ON.iter().any(|w| v.eq_ignore_ascii_case(w)) {
         Ok(true)
     } else {
-        Err(ErrorKind::NotANumber)
+        Err(ErrorKind::NotASwitch)
     }
 }
 
@@ -332,7 +336,7 @@ mod tests {
         for on in ["on", "ON", "1", "yes", "true"] {
             assert_eq!(parse_switch(on.as_bytes()), Ok(true), "{on}");
         }
-        assert_eq!(parse_switch(b"maybe"), Err(ErrorKind::NotANumber));
+        assert_eq!(parse_switch(b"maybe"), Err(ErrorKind::NotASwitch));
     }
 
     proptest::proptest! {
