@@ -38,7 +38,7 @@ use libc::{
 
 use crate::btf::{Btf, BtfError, Kind};
 use crate::insn::{self, Asm, Cond, Helper, Insn, Reg, Size};
-use crate::program::{FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, Policy};
+use crate::program::{FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, Policy, auto_user_timeout, sockopt};
 use crate::sys::{self, MapFd, ProgFd, Syscall};
 
 /// `BPF_PROG_TYPE_TRACING`.
@@ -194,18 +194,6 @@ fn cap(asm: &mut Asm, max: i32, l: &CapLabels) {
     }
 }
 
-/// Emits `bpf_{get,set}sockopt(tcp_sock, level, name, r10 + slot, 4)`; r6
-/// holds the socket. r0 gets the result, r1-r5 are clobbered.
-fn sockopt(asm: &mut Asm, helper: Helper, level: i32, name: i32, slot: i16) {
-    asm.push(Insn::mov64_reg(Reg::R1, Reg::R6))
-        .push(Insn::mov64_imm(Reg::R2, level))
-        .push(Insn::mov64_imm(Reg::R3, name))
-        .push(Insn::mov64_reg(Reg::R4, Reg::R10))
-        .push(Insn::add64_imm(Reg::R4, slot.into()))
-        .push(Insn::mov64_imm(Reg::R5, 4))
-        .push(Insn::call(helper));
-}
-
 /// Emits a setsockopt of `value` (from the stack slot `STACK_VAL`, stored
 /// first when `value` is given) and r8 = 1 when it fails.
 fn set(asm: &mut Asm, level: i32, name: i32, value: Option<i32>, ok: &'static str) {
@@ -351,24 +339,7 @@ pub(crate) fn iter_program(
         );
     } else if flags & FLAG_USER_TIMEOUT_AUTO != 0 {
         // (idle + intvl x cnt) x 1000 from the socket's values now.
-        for (name, slot) in [
-            (TCP_KEEPIDLE, STACK_VAL),
-            (TCP_KEEPINTVL, STACK_INTVL),
-            (TCP_KEEPCNT, STACK_CNT),
-        ] {
-            asm.push(Insn::st(Size::W, Reg::R10, slot, 0));
-            sockopt(&mut asm, Helper::GetSockopt, SOL_TCP, name, slot);
-        }
-        asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_INTVL))
-            .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_CNT))
-            .push(Insn::mul64_reg(Reg::R1, Reg::R2))
-            .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_VAL))
-            .push(Insn::add64_reg(Reg::R1, Reg::R2))
-            .push(Insn::mul64_imm(Reg::R1, 1000))
-            .jump_if_imm(Cond::Le, Reg::R1, i32::MAX, "auto_capped")
-            .push(Insn::mov64_imm(Reg::R1, i32::MAX))
-            .label("auto_capped")
-            .push(Insn::stx(Size::W, Reg::R10, STACK_VAL, Reg::R1));
+        auto_user_timeout(&mut asm, [STACK_VAL, STACK_INTVL, STACK_CNT], "auto_capped");
         set(
             &mut asm,
             SOL_TCP,

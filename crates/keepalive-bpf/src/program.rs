@@ -259,9 +259,39 @@ impl Policy {
     }
 }
 
+/// Emits `TCP_USER_TIMEOUT=auto` from the socket's values now, the one
+/// in-kernel computation of idle + interval x count (the sock_ops program
+/// and the `--existing` iterator both use it): reads `TCP_KEEPIDLE`,
+/// `TCP_KEEPINTVL`, `TCP_KEEPCNT` into the stack slots `[val, intvl, cnt]`
+/// (r6 holds the socket or the context), then stores at `val`
+/// `min((idle + intvl x cnt) x 1000, INT_MAX)`, computed in 64 bits: at
+/// most (32767 + 32767 x 127) x 1000, far below overflow. `capped` is a
+/// label of the program's own, placed here.
+pub(crate) fn auto_user_timeout(asm: &mut Asm, [val, intvl, cnt]: [i16; 3], capped: &'static str) {
+    for (name, slot) in [
+        (TCP_KEEPIDLE, val),
+        (TCP_KEEPINTVL, intvl),
+        (TCP_KEEPCNT, cnt),
+    ] {
+        asm.push(Insn::st(Size::W, Reg::R10, slot, 0));
+        sockopt(asm, Helper::GetSockopt, SOL_TCP, name, slot);
+    }
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, intvl))
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, cnt))
+        .push(Insn::mul64_reg(Reg::R1, Reg::R2))
+        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, val))
+        .push(Insn::add64_reg(Reg::R1, Reg::R2))
+        .push(Insn::mul64_imm(Reg::R1, 1000))
+        .jump_if_imm(Cond::Le, Reg::R1, i32::MAX, capped)
+        .push(Insn::mov64_imm(Reg::R1, i32::MAX))
+        .label(capped)
+        .push(Insn::stx(Size::W, Reg::R10, val, Reg::R1));
+}
+
 /// Emits `bpf_{get,set}sockopt(ctx, level, name, r10 + slot, 4)`; r6 holds
-/// the context. r0 gets the helper's result, r1-r5 are clobbered.
-fn sockopt(asm: &mut Asm, helper: Helper, level: i32, name: i32, slot: i16) {
+/// the context (or the socket). r0 gets the helper's result, r1-r5 are
+/// clobbered.
+pub(crate) fn sockopt(asm: &mut Asm, helper: Helper, level: i32, name: i32, slot: i16) {
     asm.push(Insn::mov64_reg(Reg::R1, Reg::R6))
         .push(Insn::mov64_imm(Reg::R2, level))
         .push(Insn::mov64_imm(Reg::R3, name))
@@ -404,26 +434,11 @@ pub fn sock_ops_program(map_fd: i32, claims_fd: i32, depth: u32) -> Vec<Insn> {
         .jump_if_imm(Cond::Set, Reg::R8, FLAG_USER_TIMEOUT_AUTO as i32, "auto")
         .jump("done")
         .label("auto");
-    for (name, slot) in [
-        (TCP_KEEPIDLE, STACK_VAL),
-        (TCP_KEEPINTVL, STACK_INTVL),
-        (TCP_KEEPCNT, STACK_CNT),
-    ] {
-        asm.push(Insn::st(Size::W, Reg::R10, slot, 0));
-        sockopt(&mut asm, Helper::GetSockopt, SOL_TCP, name, slot);
-    }
-    // r1 = (idle + intvl * cnt) * 1000, in 64 bits: at most
-    // (32767 + 32767 * 127) * 1000, far below overflow.
-    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_INTVL))
-        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_CNT))
-        .push(Insn::mul64_reg(Reg::R1, Reg::R2))
-        .push(Insn::ldx(Size::W, Reg::R2, Reg::R10, STACK_VAL))
-        .push(Insn::add64_reg(Reg::R1, Reg::R2))
-        .push(Insn::mul64_imm(Reg::R1, 1000))
-        .jump_if_imm(Cond::Le, Reg::R1, i32::MAX, "user_timeout")
-        .push(Insn::mov64_imm(Reg::R1, i32::MAX))
-        .label("user_timeout")
-        .push(Insn::stx(Size::W, Reg::R10, STACK_VAL, Reg::R1));
+    auto_user_timeout(
+        &mut asm,
+        [STACK_VAL, STACK_INTVL, STACK_CNT],
+        "user_timeout",
+    );
     sockopt(
         &mut asm,
         Helper::SetSockopt,
