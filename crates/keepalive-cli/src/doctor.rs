@@ -376,11 +376,24 @@ fn command(fix: &Fix) -> String {
     };
     match fix {
         Fix::Attach { pid, values: v } => format!("keepalive attach --pid {pid} {}", values(v)),
-        Fix::Enforce { cgroup, values: v } => {
-            let root = keepalive_bpf::Hierarchy::find()
-                .map(|h| h.mount_point().display().to_string())
-                .unwrap_or_else(|_| "/sys/fs/cgroup".to_owned());
-            format!("keepalive enforce --cgroup {root}{cgroup} {}", values(v))
+        // Idle and interval at most half the timeout, whatever the
+        // programs set, on the connections that exist and the new ones; a
+        // service's enforcement follows its restarts.
+        Fix::Enforce {
+            unit,
+            cgroup,
+            values: v,
+        } => {
+            let max_idle = human::duration(v.idle);
+            match unit {
+                Some(unit) if unit.ends_with(".service") => format!(
+                    "keepalive enforce --unit {unit} --max-idle {max_idle} --existing --persist"
+                ),
+                _ => format!(
+                    "keepalive enforce --cgroup {} --max-idle {max_idle} --existing",
+                    cgroup.trim_start_matches('/')
+                ),
+            }
         }
         Fix::Sysctl { values: v } => {
             format!("keepalive sysctl set {} --persist", values(v))
@@ -412,7 +425,7 @@ fn finding_text(f: &Finding) -> String {
     );
     for (i, fix) in f.fixes.iter().enumerate() {
         let what = match (i, fix) {
-            (_, Fix::Enforce { .. }) => "new connections",
+            (_, Fix::Enforce { .. }) => "for good",
             (0, _) => "fix",
             _ => "also",
         };
@@ -477,5 +490,38 @@ fn finding_json(f: &Finding) -> FindingJson {
             _ => None,
         },
         fixes: f.fixes.iter().map(command).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforce_fixes_follow_a_service_and_hold_whatever_programs_set() {
+        let values = keepalive_diag::Recommended::for_timeout(Duration::from_secs(350));
+        let service = Fix::Enforce {
+            unit: Some("nginx.service".into()),
+            cgroup: "/system.slice/nginx.service".into(),
+            values,
+        };
+        assert_eq!(
+            command(&service),
+            "keepalive enforce --unit nginx.service --max-idle 2m55s --existing --persist"
+        );
+        let scope = Fix::Enforce {
+            unit: Some("session-2.scope".into()),
+            cgroup: "/user.slice/user-1000.slice/session-2.scope".into(),
+            values,
+        };
+        assert_eq!(
+            command(&scope),
+            "keepalive enforce --cgroup user.slice/user-1000.slice/session-2.scope \
+             --max-idle 2m55s --existing"
+        );
+        assert_eq!(
+            command(&Fix::Attach { pid: 42, values }),
+            "keepalive attach --pid 42 --idle 2m55s --interval 58s"
+        );
     }
 }

@@ -104,9 +104,12 @@ pub enum Fix {
         /// The values.
         values: Recommended,
     },
-    /// `keepalive enforce --cgroup CGROUP --idle .. --interval ..`: every
-    /// new connection of the cgroup.
+    /// `keepalive enforce --unit UNIT --max-idle .. --existing --persist`
+    /// (a service) or `--cgroup CGROUP ...`: every connection of the
+    /// cgroup, existing and new, whatever its programs set, for good.
     Enforce {
+        /// The systemd unit, when it has one.
+        unit: Option<String>,
         /// The cgroup v2 path, relative to the hierarchy's root.
         cgroup: String,
         /// The values.
@@ -370,7 +373,11 @@ pub fn assess_with(inputs: &Inputs<'_>, in_place: &InPlace) -> Vec<Finding> {
                 values,
             }];
             if let Some(cgroup) = group.unit.as_ref().and(group.cgroup.clone()) {
-                fixes.push(Fix::Enforce { cgroup, values });
+                fixes.push(Fix::Enforce {
+                    unit: group.unit.clone(),
+                    cgroup,
+                    values,
+                });
             }
             fixes
         };
@@ -608,6 +615,7 @@ mod tests {
             [
                 Fix::Attach { pid: 42, values },
                 Fix::Enforce {
+                    unit: Some("app.service".into()),
                     cgroup: "/system.slice/app.service".into(),
                     values
                 }
