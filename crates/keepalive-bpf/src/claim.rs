@@ -22,6 +22,16 @@
 //! programs switched `SO_KEEPALIVE` on, so that a later one does not take
 //! it for the program's own choice.
 //!
+//! The programs that read and write claims: the sock_ops program at
+//! establishment, the cgroup/setsockopt companion, and the `--existing`
+//! iterator ([`crate::iter`]; `bpf_sk_storage_get` is allowed in
+//! `BPF_TRACE_ITER` programs since Linux 5.11). So a socket switched on by
+//! the sock_ops program, or by an earlier `--existing`, gets the new values
+//! of a later `--existing` in the default mode, while a socket whose own
+//! program switched keepalive on is still left alone. The pidfd fallback
+//! of `--existing` cannot read the claims (they live in the kernel): to it
+//! every socket with keepalive on is the program's own.
+//!
 //! The depth is counted from the cgroup v2 mount that this process sees
 //! (the root cgroup is 0): enforcements made from the same mount compare.
 //!
@@ -130,6 +140,23 @@ impl Claims {
     /// Opens the pinned map, or creates and pins it. Call it with the pins
     /// locked.
     pub(crate) fn open_or_create() -> Result<Claims> {
+        if let Some(claims) = Claims::open_pinned()? {
+            return Ok(claims);
+        }
+        let shown = Path::new(CLAIMS_PIN);
+        let path = CString::new(CLAIMS_PIN).expect("no NUL");
+        let claims = Claims::create()?;
+        sys::bpf(Syscall::ObjPin {
+            fd: claims.fd.as_fd(),
+            path: &path,
+        })
+        .map_err(|e| Error::path("pin", shown, e))?;
+        Ok(claims)
+    }
+
+    /// The pinned map, `None` when there is none (no enforcement made it).
+    /// Opening needs no lock: only creating and pinning does.
+    pub(crate) fn open_pinned() -> Result<Option<Claims>> {
         let shown = Path::new(CLAIMS_PIN);
         let path = CString::new(CLAIMS_PIN).expect("no NUL");
         match sys::bpf_fd(Syscall::ObjGet { path: &path }) {
@@ -149,18 +176,11 @@ impl Claims {
                         why: "not keepalive's socket storage map".to_owned(),
                     });
                 }
-                return Ok(Claims { fd });
+                Ok(Some(Claims { fd }))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::path("open", shown, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::path("open", shown, e)),
         }
-        let claims = Claims::create()?;
-        sys::bpf(Syscall::ObjPin {
-            fd: claims.fd.as_fd(),
-            path: &path,
-        })
-        .map_err(|e| Error::path("pin", shown, e))?;
-        Ok(claims)
     }
 
     /// A new map (not pinned).
@@ -234,8 +254,11 @@ fn depth_below(mount: &Path, path: &Path) -> u32 {
     })
 }
 
-/// Emits the claim: with r2 holding the socket (`struct bpf_sock *`, not
-/// NULL), `r9 = bpf_sk_storage_get(claims, r2, NULL, F_CREATE)`; then,
+/// Emits the claim: with r2 holding the socket (not NULL: a `struct
+/// bpf_sock *` in sock_ops and cgroup/setsockopt programs, the `struct
+/// tcp_sock *` of `bpf_skc_to_tcp_sock` in the iterator, whose first
+/// member is the `struct sock` the tracing helper takes),
+/// `r9 = bpf_sk_storage_get(claims, r2, NULL, F_CREATE)`; then,
 /// when the claim is deeper than `depth`, jumps to `yield_to`, else writes
 /// `depth` into it. r9 is 0 when the kernel gave no storage (out of
 /// memory): the program then acts as if unclaimed. Clobbers r0-r5.

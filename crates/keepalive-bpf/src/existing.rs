@@ -23,6 +23,17 @@
 //! In both, the default mode leaves alone a socket whose program switched
 //! keepalive on itself, `force` does not, and `max_idle` caps idle and
 //! interval on every socket (shorter values stand), as for new connections.
+//!
+//! Only the iterator reads and writes the claims of nested enforcement
+//! ([`crate::claim`]), as the sock_ops program does: it tells a socket
+//! whose keepalive one of our programs switched on (the sock_ops program
+//! at establishment, an earlier `--existing`) from one whose program did,
+//! so that `--existing` run again with new values reaches the first kind;
+//! and it leaves alone a socket a deeper cgroup's enforcement claimed. The
+//! pidfd fallback sees the sockets from user space and cannot read the
+//! claims: to it every socket with keepalive on is its program's own (left
+//! alone in the default mode, whoever switched it on), and it sets what a
+//! deeper enforcement claimed too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -35,6 +46,7 @@ use keepalive_diag::{Duplicate, PROC, PidFd, PidFdError, StateSet, TcpState};
 
 use crate::btf::Btf;
 use crate::cgroup::Cgroup;
+use crate::claim::{self, Claims};
 use crate::error::Error;
 use crate::iter::{Counts, IterError, Layout, TcpIter, max_idle_of};
 use crate::program::Policy;
@@ -89,7 +101,8 @@ pub struct Existing {
     /// Of those, listening sockets (their later connections inherit).
     pub listening: u64,
     /// Sockets left alone: their program switched keepalive on itself (in
-    /// the default mode), or with `max_idle` already within it.
+    /// the default mode), or with `max_idle` already within it, or (the
+    /// iterator only) a deeper cgroup's enforcement decides for them.
     pub left_alone: u64,
     /// Sockets where a setsockopt failed.
     pub failed: u64,
@@ -163,7 +176,7 @@ pub fn apply_existing(cgroup: &Path, policy: &Policy, via: Via) -> Result<Existi
     };
     if via != Via::Pidfd {
         let ids = subtree_ids(cg.path()).map_err(procs_error)?;
-        match load_iterator(policy, &ids) {
+        match load_iterator(policy, &ids, &cg) {
             Ok(iter) => {
                 for pids in namespaces.values() {
                     in_namespace(pids, || iter.run())?.map_err(ExistingError::Iterator)?;
@@ -203,10 +216,22 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn load_iterator(policy: &Policy, cgroup_ids: &[u64]) -> Result<TcpIter, IterError> {
+/// The iterator for `policy` over the sockets of `cgroup_ids`, acting for
+/// `cgroup` in the shared claims map (the pinned one; without an
+/// enforcement to have pinned it, a map of its own, which no other program
+/// reads).
+fn load_iterator(
+    policy: &Policy,
+    cgroup_ids: &[u64],
+    cgroup: &Cgroup,
+) -> Result<TcpIter, IterError> {
     let btf = Btf::vmlinux()?;
     let layout = Layout::from_btf(&btf)?;
-    TcpIter::load(&layout, policy, cgroup_ids)
+    let claims = match Claims::open_pinned().map_err(IterError::Claims)? {
+        Some(claims) => claims,
+        None => Claims::create().map_err(IterError::Claims)?,
+    };
+    TcpIter::load(&layout, policy, cgroup_ids, &claims, claim::depth(cgroup))
 }
 
 /// The processes `pids` grouped by network namespace (its inode); those

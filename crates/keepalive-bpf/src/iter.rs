@@ -22,10 +22,22 @@
 //! kernel's BTF, and looks it up in a hash map of the subtree's ids.
 //!
 //! For each such socket that is established or listening it does what the
-//! sock_ops program does for a new connection: unless `FLAG_FORCE`, a
-//! socket whose `SO_KEEPALIVE` is on already (its program switched it on)
-//! is left alone; otherwise the values given, `SO_KEEPALIVE = 1`, then
-//! `TCP_USER_TIMEOUT`. It counts what it did in a second map.
+//! sock_ops program does for a new connection, reading and writing the
+//! same claims ([`crate::claim`], `bpf_sk_storage_get`, allowed in TCP
+//! iterators since Linux 5.11):
+//!
+//! - a socket a deeper cgroup's enforcement claimed is left alone (that
+//!   enforcement decides); else the iterator claims it with its depth;
+//! - unless `FLAG_FORCE`, a socket whose `SO_KEEPALIVE` is on already is
+//!   left alone when its program switched it on; when one of our programs
+//!   did (the claim's [`CLAIM_BY_US`]: the sock_ops program at
+//!   establishment, the setsockopt companion, an earlier `--existing`), it
+//!   gets the values, so that running `--existing` again with new values
+//!   reaches it;
+//! - otherwise the values given, `SO_KEEPALIVE = 1` (recorded in the
+//!   claim as ours), then `TCP_USER_TIMEOUT`.
+//!
+//! It counts what it did in a second map.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -37,6 +49,7 @@ use libc::{
 };
 
 use crate::btf::{Btf, BtfError, Kind};
+use crate::claim::{self, CLAIM_BY_US, CLAIM_FLAGS, Claims};
 use crate::insn::{self, Asm, Cond, Helper, Insn, Reg, Size};
 use crate::program::{FLAG_FORCE, FLAG_USER_TIMEOUT_AUTO, Policy, auto_user_timeout, sockopt};
 use crate::sys::{self, MapFd, ProgFd, Syscall};
@@ -73,6 +86,8 @@ const STACK_VAL: i16 = -12;
 const STACK_INTVL: i16 = -16;
 const STACK_CNT: i16 = -20;
 const STACK_KEY32: i16 = -24;
+/// The socket's state (r7 holds the count of changes once it is read).
+const STACK_STATE: i16 = -28;
 
 /// Where the program finds what it reads in this kernel's structs, from
 /// its BTF.
@@ -176,7 +191,7 @@ struct CapLabels {
 
 /// Emits `--max-idle`: for idle and interval, when the socket's value
 /// cannot be read (before Linux 6.1) or is above `max`, set it to `max`
-/// (and r9 = 1: something was set). Shorter values stand.
+/// (and r7 = 1: something was set). Shorter values stand.
 fn cap(asm: &mut Asm, max: i32, l: &CapLabels) {
     for (name, set, ok, done) in [
         (TCP_KEEPIDLE, l.idle_set, l.idle_ok, l.idle_done),
@@ -188,7 +203,7 @@ fn cap(asm: &mut Asm, max: i32, l: &CapLabels) {
             .push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL))
             .jump_if_imm(Cond::Le, Reg::R1, max, done)
             .label(set)
-            .push(Insn::mov64_imm(Reg::R9, 1));
+            .push(Insn::mov64_imm(Reg::R7, 1));
         self::set(asm, SOL_TCP, name, Some(max), ok);
         asm.label(done);
     }
@@ -228,22 +243,29 @@ fn count(asm: &mut Asm, off: i16) {
 /// The iterator program for `policy`, selecting the sockets whose cgroup
 /// id is a key of the hash map `cgroups_fd`, counting into the array map
 /// `counters_fd` (key 0: changed, of which listening, left alone, failed;
-/// u64 each).
+/// u64 each), claiming sockets for a cgroup at `depth` in the socket
+/// storage map `claims_fd` ([`crate::claim`]).
 ///
-/// As the sock_ops program does for a new connection: unless `force`, a
-/// socket whose `SO_KEEPALIVE` is on is left alone; else the values given,
-/// `SO_KEEPALIVE = 1`, the user timeout. With `max_idle`, a socket whose
-/// program switched keepalive on keeps its values, but idle and interval
-/// above the maximum (or unreadable) are set to it, on every socket.
+/// As the sock_ops program does for a new connection: a socket a deeper
+/// cgroup's enforcement claimed is left alone; unless `force`, so is a
+/// socket whose `SO_KEEPALIVE` its program switched on (on, and the claim
+/// does not say one of our programs did); else the values given,
+/// `SO_KEEPALIVE = 1` (then the claim says so), the user timeout. With
+/// `max_idle`, a socket whose program switched keepalive on keeps its
+/// values, but idle and interval above the maximum (or unreadable) are
+/// set to it, on every socket.
 ///
-/// Registers: r6 = the socket (`struct tcp_sock *`), r7 = its state, r8 =
-/// 1 once a setsockopt failed, r9 = 1 once one was made. The program
-/// returns 0 (go on) always.
+/// Registers: r6 = the socket (`struct tcp_sock *`), r7 = its state, then
+/// (the state kept at `STACK_STATE`) 1 once a setsockopt was made, r8 =
+/// 1 once one failed, r9 = the socket's claim (or 0). The program returns
+/// 0 (go on) always.
 pub(crate) fn iter_program(
     layout: &Layout,
     policy: &Policy,
     cgroups_fd: i32,
     counters_fd: i32,
+    claims_fd: i32,
+    depth: u32,
 ) -> Vec<Insn> {
     let [flags, idle, intvl, cnt, user_timeout, max_idle] = policy_words(policy);
     let max_idle = i32::try_from(max_idle).unwrap_or(i32::MAX);
@@ -272,11 +294,17 @@ pub(crate) fn iter_program(
         .extend(Insn::ld_map_fd(Reg::R1, cgroups_fd))
         .push(Insn::call(Helper::MapLookupElem))
         .jump_if_imm(Cond::Eq, Reg::R0, 0, "out")
+        .push(Insn::stx(Size::W, Reg::R10, STACK_STATE, Reg::R7))
+        .push(Insn::mov64_imm(Reg::R7, 0))
         .push(Insn::mov64_imm(Reg::R8, 0))
-        .push(Insn::mov64_imm(Reg::R9, 0));
+        // The claim: a deeper cgroup's enforcement decides (counted as
+        // left alone: r7 and r8 are 0 at "count"); else ours.
+        .push(Insn::mov64_reg(Reg::R2, Reg::R6));
+    claim::emit(&mut asm, claims_fd, depth, "count");
     if flags & FLAG_FORCE == 0 {
         // Leave the socket alone when its program set SO_KEEPALIVE (an
-        // error, before Linux 6.1, reads as off).
+        // error, before Linux 6.1, reads as off), not one of ours.
+        let own = if max_idle != 0 { "cap_only" } else { "count" };
         asm.push(Insn::st(Size::W, Reg::R10, STACK_VAL, 0));
         sockopt(
             &mut asm,
@@ -285,18 +313,15 @@ pub(crate) fn iter_program(
             SO_KEEPALIVE,
             STACK_VAL,
         );
-        asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL));
-        if max_idle != 0 {
-            asm.jump_if_imm(Cond::Ne, Reg::R1, 0, "cap_only");
-        } else {
-            asm.jump_if_imm(Cond::Eq, Reg::R1, 0, "apply");
-            counters(&mut asm, counters_fd, "out");
-            count(&mut asm, COUNT_LEFT_ALONE);
-            asm.jump("out");
-        }
-        asm.label("apply");
+        asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_VAL))
+            .jump_if_imm(Cond::Eq, Reg::R1, 0, "apply")
+            .jump_if_imm(Cond::Eq, Reg::R9, 0, own)
+            .push(Insn::ldx(Size::W, Reg::R1, Reg::R9, CLAIM_FLAGS))
+            .jump_if_imm(Cond::Set, Reg::R1, CLAIM_BY_US, "apply")
+            .jump(own)
+            .label("apply");
     }
-    asm.push(Insn::mov64_imm(Reg::R9, 1));
+    asm.push(Insn::mov64_imm(Reg::R7, 1));
     let given = |v: u32| (v != 0).then_some(v as i32);
     if let Some(v) = given(idle) {
         set(&mut asm, SOL_TCP, TCP_KEEPIDLE, Some(v), "idle_done");
@@ -307,13 +332,21 @@ pub(crate) fn iter_program(
     if let Some(v) = given(cnt) {
         set(&mut asm, SOL_TCP, TCP_KEEPCNT, Some(v), "cnt_done");
     }
-    set(
+    // SO_KEEPALIVE = 1; once set, the claim records that we switched it on.
+    asm.push(Insn::st(Size::W, Reg::R10, STACK_VAL, 1));
+    sockopt(
         &mut asm,
+        Helper::SetSockopt,
         SOL_SOCKET,
         SO_KEEPALIVE,
-        Some(1),
-        "keepalive_done",
+        STACK_VAL,
     );
+    asm.jump_if_imm(Cond::Ne, Reg::R0, 0, "keepalive_failed");
+    claim::emit_by_us(&mut asm, "keepalive_marked");
+    asm.jump("keepalive_done")
+        .label("keepalive_failed")
+        .push(Insn::mov64_imm(Reg::R8, 1))
+        .label("keepalive_done");
     if max_idle != 0 {
         cap(
             &mut asm,
@@ -370,11 +403,12 @@ pub(crate) fn iter_program(
     count(&mut asm, COUNT_FAILED);
     asm.jump("out")
         .label("no_failure")
-        .jump_if_imm(Cond::Ne, Reg::R9, 0, "changed");
+        .jump_if_imm(Cond::Ne, Reg::R7, 0, "changed");
     count(&mut asm, COUNT_LEFT_ALONE);
     asm.jump("out").label("changed");
     count(&mut asm, COUNT_CHANGED);
-    asm.jump_if_imm(Cond::Ne, Reg::R7, TCP_LISTEN, "out");
+    asm.push(Insn::ldx(Size::W, Reg::R1, Reg::R10, STACK_STATE))
+        .jump_if_imm(Cond::Ne, Reg::R1, TCP_LISTEN, "out");
     count(&mut asm, COUNT_LISTENING);
     asm.label("out")
         .push(Insn::mov64_imm(Reg::R0, 0))
@@ -390,7 +424,8 @@ pub(crate) struct Counts {
     pub(crate) changed: u64,
     /// Of those, listening sockets.
     pub(crate) listening: u64,
-    /// Sockets left alone: their program switched keepalive on itself.
+    /// Sockets left alone: their program switched keepalive on itself, or
+    /// a deeper cgroup's enforcement decides for them.
     pub(crate) left_alone: u64,
     /// Sockets where a setsockopt failed.
     pub(crate) failed: u64,
@@ -429,6 +464,10 @@ pub enum IterError {
         /// The end of the verifier's log.
         log: String,
     },
+    /// The claims map of nested enforcement (`/sys/fs/bpf/keepalive/claims`)
+    /// could not be opened or made.
+    #[error("the claims map of nested enforcement cannot be used")]
+    Claims(#[source] crate::error::Error),
     /// A bpf(2) command, or reading the iterator, failed.
     #[error("{call} failed")]
     Syscall {
@@ -465,12 +504,15 @@ pub(crate) struct TcpIter {
 }
 
 impl TcpIter {
-    /// Loads the program for `policy` and the cgroups `cgroup_ids`, and
-    /// makes its link.
+    /// Loads the program for `policy` and the cgroups `cgroup_ids`, which
+    /// acts for a cgroup at `depth` in the socket storage map `claims`
+    /// (the program holds it from then on), and makes its link.
     pub(crate) fn load(
         layout: &Layout,
         policy: &Policy,
         cgroup_ids: &[u64],
+        claims: &Claims,
+        depth: u32,
     ) -> Result<TcpIter, IterError> {
         let max = u32::try_from(cgroup_ids.len().max(1)).unwrap_or(u32::MAX);
         let cgroups = MapFd::create(MAP_TYPE_HASH, 8, 4, max, "keepalive_cgids")
@@ -490,6 +532,8 @@ impl TcpIter {
             policy,
             cgroups.as_fd().as_raw_fd(),
             counters.as_fd().as_raw_fd(),
+            claims.raw_fd(),
+            depth,
         ));
         let load = |log: Option<&mut [u8]>| {
             ProgFd::load_btf(
@@ -607,7 +651,7 @@ mod tests {
 
     #[test]
     fn prologue_reads_the_socket_through_the_layout() {
-        let p = iter_program(&LAYOUT, &policy(), 5, 6);
+        let p = iter_program(&LAYOUT, &policy(), 5, 6, 7, 1);
         let bytes: Vec<[u8; 8]> = p.iter().map(|i| i.to_bytes()).collect();
         // r1 = *(u64 *)(r1 + 8): ctx->sk_common
         assert_eq!(bytes[0], [0x79, 0x11, 8, 0, 0, 0, 0, 0]);
@@ -654,14 +698,14 @@ mod tests {
 
     #[test]
     fn default_mode_checks_so_keepalive_first() {
-        let p = iter_program(&LAYOUT, &policy(), 5, 6);
+        let p = iter_program(&LAYOUT, &policy(), 5, 6, 7, 1);
         assert_eq!(
             calls(&p),
             [
                 Helper::SkcToTcpSock as i32,
                 Helper::MapLookupElem as i32,
+                Helper::SkStorageGet as i32,
                 Helper::GetSockopt as i32,
-                Helper::MapLookupElem as i32,
                 Helper::SetSockopt as i32,
                 Helper::SetSockopt as i32,
                 Helper::SetSockopt as i32,
@@ -682,6 +726,59 @@ mod tests {
         );
     }
 
+    /// The claims of the sock_ops program: read (created) before anything
+    /// else is decided, a deeper one yields, keepalive switched on by one
+    /// of our programs is not the program's own, and switching it on here
+    /// says so.
+    #[test]
+    fn reads_and_writes_the_claim_as_the_sock_ops_program_does() {
+        for max_idle in [None, Some(Seconds::new(20).unwrap())] {
+            let p = iter_program(
+                &LAYOUT,
+                &Policy {
+                    max_idle,
+                    ..policy()
+                },
+                5,
+                6,
+                7,
+                2,
+            );
+            let [claims, _] = Insn::ld_map_fd(Reg::R1, 7);
+            let at = p.iter().position(|i| *i == claims).expect("the claims map");
+            let get = p
+                .iter()
+                .position(|i| *i == Insn::call(Helper::SkStorageGet))
+                .unwrap();
+            let first_sockopt = p
+                .iter()
+                .position(|i| i.code() == 0x85 && i.imm() == Helper::GetSockopt as i32)
+                .unwrap();
+            assert!(at < get && get < first_sockopt, "claimed first");
+            // The socket (r6) is the helper's second argument.
+            assert_eq!(p[at - 1], Insn::mov64_reg(Reg::R2, Reg::R6));
+            // Depth 2: yields to a claim above 3, writes 3.
+            assert!(p.contains(&Insn::jmp_imm(Cond::Gt, Reg::R1, 3, p[get + 4].off())));
+            assert!(p.contains(&Insn::st(Size::W, Reg::R9, 0, 3)));
+            // Keepalive on: the claim's flag is tested...
+            let flags = Insn::ldx(Size::W, Reg::R1, Reg::R9, CLAIM_FLAGS);
+            let tested = p.iter().position(|i| *i == flags).expect("flags read");
+            assert_eq!(p[tested + 1].code(), 0x45, "jset");
+            assert_eq!(p[tested + 1].imm(), CLAIM_BY_US);
+            // ...and set after SO_KEEPALIVE = 1.
+            let or = Insn::or64_imm(Reg::R1, CLAIM_BY_US);
+            let marked = p.iter().position(|i| *i == or).expect("flag set");
+            let keepalive_on = p
+                .windows(5)
+                .position(|w| {
+                    w[0] == Insn::mov64_imm(Reg::R3, SO_KEEPALIVE)
+                        && w[4] == Insn::call(Helper::SetSockopt)
+                })
+                .unwrap();
+            assert!(marked > keepalive_on && marked > tested);
+        }
+    }
+
     #[test]
     fn force_sets_without_asking() {
         let p = iter_program(
@@ -692,6 +789,8 @@ mod tests {
             },
             5,
             6,
+            7,
+            1,
         );
         assert!(!calls(&p).contains(&(Helper::GetSockopt as i32)));
         assert_eq!(set_values(&p), [(SO_KEEPALIVE, 1)], "only keepalive on");
@@ -709,6 +808,8 @@ mod tests {
             },
             5,
             6,
+            7,
+            1,
         );
         let gets = calls(&p)
             .iter()
@@ -778,15 +879,20 @@ mod tests {
             user_timeout: Some(UserTimeout::Auto),
             ..Policy::default()
         };
+        let claims = Claims::create().unwrap();
         for policy in [
             policy(),
             Policy {
                 force: true,
                 ..policy()
             },
+            Policy {
+                max_idle: Some(Seconds::new(20).unwrap()),
+                ..policy()
+            },
             auto,
         ] {
-            let iter = TcpIter::load(&layout, &policy, &[]).unwrap_or_else(|e| {
+            let iter = TcpIter::load(&layout, &policy, &[], &claims, 1).unwrap_or_else(|e| {
                 panic!("{e}: {:?}", std::error::Error::source(&e));
             });
             iter.run().unwrap();

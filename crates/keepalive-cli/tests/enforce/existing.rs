@@ -132,10 +132,15 @@ struct Holder {
 impl Holder {
     /// Starts `hold 127.0.0.1 PORT [IDLE]` inside `cg`.
     fn start(cg: &TestCgroup, port: u16, idle: Option<&str>) -> Holder {
+        Holder::start_in(cg.path(), port, idle)
+    }
+
+    /// Starts `hold 127.0.0.1 PORT [IDLE]` inside the cgroup at `cgroup`.
+    fn start_in(cgroup: &Path, port: u16, idle: Option<&str>) -> Holder {
         let mut cmd = bare("sh");
         cmd.arg("-c")
             .arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#)
-            .arg(cg.path())
+            .arg(cgroup)
             .arg(holder_client().expect("checked"))
             .args(["hold", "127.0.0.1", &port.to_string()])
             .args(idle)
@@ -404,4 +409,173 @@ fn text_report_names_the_way() {
                 .contains("  2 changed (1 listening), 0 left alone, 0 failed"),
         "{out}"
     );
+}
+
+/// The values of a second run, [`ENFORCE`] changed.
+const AGAIN: [&str; 8] = [
+    "--idle",
+    "22",
+    "--interval",
+    "8",
+    "--count",
+    "4",
+    "--user-timeout",
+    "20s",
+];
+
+/// What a connection gets with [`AGAIN`].
+const AGAIN_SET: Keepalive = Keepalive {
+    on: 1,
+    count: 4,
+    idle: 22,
+    interval: 8,
+    user_timeout: 20_000,
+};
+
+/// A client's own keepalive, `hold ... 33`.
+fn own_33() -> Keepalive {
+    Keepalive {
+        on: 1,
+        idle: 33,
+        ..untouched()
+    }
+}
+
+/// `enforce --existing` in the default mode on `cg` with `values`:
+/// (changed, listening, left alone, failed).
+fn existing_counts(way: &str, cg: &TestCgroup, values: &[&str]) -> (u64, u64, u64, u64) {
+    let mut args = vec!["--cgroup", cg.arg()];
+    args.extend(values);
+    let r = enforce_existing(way, &args);
+    (r.changed, r.listening, r.left_alone, r.failed)
+}
+
+/// An operator changes the settings: `--existing` run again reaches the
+/// sockets keepalive switched on the first time (the iterator reads the
+/// claim its first run wrote), not those whose program switched keepalive
+/// on itself. The pidfd fallback cannot read the claims: to it the
+/// sockets it switched on are the program's own (as documented).
+#[test]
+fn existing_again_with_new_values_reaches_what_keepalive_switched_on() {
+    if let Some(why) = existing_unavailable() {
+        skip!("{why}");
+    }
+    for way in WAYS {
+        let cg = TestCgroup::new(&format!("existing-again-{way}"));
+        let server = listener("127.0.0.1").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let mut plain = Holder::start(&cg, port, None);
+        let _plain_peer = server.accept().unwrap();
+        let mut own = Holder::start(&cg, port, Some("33"));
+        let _own_peer = server.accept().unwrap();
+
+        assert_eq!(
+            existing_counts(way, &cg, &ENFORCE),
+            (3, 2, 1, 0),
+            "{way}: the plain client, both listeners; the own client left alone"
+        );
+        assert_eq!(plain.show(), (ENFORCED, ENFORCED), "{way}: first run");
+        assert_eq!(own.show(), (own_33(), ENFORCED), "{way}: first run");
+
+        let counts = existing_counts(way, &cg, &AGAIN);
+        let (plain_client, plain_listener) = plain.show();
+        let (own_client, own_listener) = own.show();
+        assert_eq!(own_client, own_33(), "{way}: the program's own, twice");
+        match way {
+            "iterator" => {
+                assert_eq!(counts, (3, 2, 1, 0), "{way}: second run");
+                assert_eq!(plain_client, AGAIN_SET, "{way}: the new values");
+                assert_eq!(plain_listener, AGAIN_SET, "{way}");
+                assert_eq!(own_listener, AGAIN_SET, "{way}");
+                let timer = plain.ss_timer();
+                assert!(
+                    timer.is_some_and(|t| t <= Duration::from_secs(22)),
+                    "{way}: ss shows the timer of --idle 22: {timer:?}"
+                );
+            }
+            _ => {
+                // Every socket has keepalive on now: all left alone.
+                assert_eq!(counts, (0, 0, 4, 0), "{way}: second run");
+                assert_eq!((plain_client, plain_listener), (ENFORCED, ENFORCED));
+                assert_eq!(own_listener, ENFORCED, "{way}");
+            }
+        }
+    }
+}
+
+/// Connections the sock_ops program switched keepalive on at
+/// establishment get the new values of a later `--existing`; one whose
+/// program switched it on itself keeps its own.
+#[test]
+fn existing_reaches_what_the_sock_ops_program_switched_on() {
+    if let Some(why) = existing_unavailable() {
+        skip!("{why}");
+    }
+    let cg = TestCgroup::new("existing-after-sockops");
+    let mut args = vec!["--cgroup", cg.arg()];
+    args.extend(ENFORCE);
+    enforce(&args);
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut plain = Holder::start(&cg, port, None);
+    let _plain_peer = server.accept().unwrap();
+    let mut own = Holder::start(&cg, port, Some("33"));
+    let _own_peer = server.accept().unwrap();
+    // The sock_ops program at establishment (listeners are not its).
+    assert_eq!(plain.show(), (ENFORCED, untouched()));
+    assert_eq!(own.show(), (own_33(), untouched()));
+
+    assert_eq!(
+        existing_counts("iterator", &cg, &AGAIN),
+        (3, 2, 1, 0),
+        "the plain client and both listeners; the own client left alone"
+    );
+    assert_eq!(plain.show(), (AGAIN_SET, AGAIN_SET));
+    assert_eq!(own.show(), (own_33(), AGAIN_SET));
+    // And once more: what --existing switched on is ours too.
+    let mut again = AGAIN;
+    again[1] = "44";
+    assert_eq!(existing_counts("iterator", &cg, &again), (3, 2, 1, 0));
+    assert_eq!(plain.show().0.idle, 44);
+    assert_eq!(
+        own.show(),
+        (
+            own_33(),
+            Keepalive {
+                idle: 44,
+                ..AGAIN_SET
+            }
+        )
+    );
+}
+
+/// `--existing` on a parent leaves alone the sockets a child cgroup's own
+/// enforcement claimed (the most specific cgroup decides).
+#[test]
+fn existing_on_a_parent_leaves_a_childs_claimed_sockets_alone() {
+    if let Some(why) = existing_unavailable() {
+        skip!("{why}");
+    }
+    /// The child cgroup, its enforcement removed first.
+    struct Child(PathBuf);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = keepalive_bpf::remove(&self.0);
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let parent = TestCgroup::new("existing-nested");
+    let child = Child(parent.path().join("app"));
+    std::fs::create_dir(&child.0).unwrap();
+    enforce(&["--cgroup", child.0.to_str().unwrap(), "--idle", "20"]);
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut holder = Holder::start_in(&child.0, port, None);
+    let _peer = server.accept().unwrap();
+    assert_eq!((holder.show().0.on, holder.show().0.idle), (1, 20));
+
+    let (_, _, left_alone, failed) = existing_counts("iterator", &parent, &ENFORCE);
+    assert_eq!((left_alone, failed), (1, 0), "the child's client");
+    let client = holder.show().0;
+    assert_eq!((client.on, client.idle), (1, 20), "the child's values");
 }
