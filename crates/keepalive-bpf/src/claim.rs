@@ -20,7 +20,9 @@
 //! ancestors step back; run last, it overrides what they set (the last
 //! setsockopt wins). `flags` records [`CLAIM_BY_US`] when one of our
 //! programs switched `SO_KEEPALIVE` on, so that a later one does not take
-//! it for the program's own choice.
+//! it for the program's own choice; the setsockopt companion clears it
+//! when the program then makes its own choice (`SO_KEEPALIVE` on, or its
+//! own idle, interval or count, as Go does after connecting).
 //!
 //! The programs that read and write claims: the sock_ops program at
 //! establishment, the cgroup/setsockopt companion, and the `--existing`
@@ -286,6 +288,24 @@ pub(crate) fn emit_by_us(asm: &mut Asm, done: &'static str) {
         .label(done);
 }
 
+/// Emits: when r9 (the claim) is not 0 and its `flags` has
+/// [`CLAIM_BY_US`], clears that bit (the socket's program made its own
+/// keepalive choice since). Only `flags` is written: the claim's depth
+/// stays. Clobbers r1.
+pub(crate) fn emit_clear_by_us(asm: &mut Asm, labels: [&'static str; 2]) {
+    let [set, done] = labels;
+    // The encoder has no `and`: with the bit known set, subtracting it
+    // clears it and leaves the other bits.
+    asm.jump_if_imm(Cond::Eq, Reg::R9, 0, done)
+        .push(Insn::ldx(Size::W, Reg::R1, Reg::R9, CLAIM_FLAGS))
+        .jump_if_imm(Cond::Set, Reg::R1, CLAIM_BY_US, set)
+        .jump(done)
+        .label(set)
+        .push(Insn::add64_imm(Reg::R1, -CLAIM_BY_US))
+        .push(Insn::stx(Size::W, Reg::R9, CLAIM_FLAGS, Reg::R1))
+        .label(done);
+}
+
 #[cfg(all(test, target_endian = "little"))]
 mod tests {
     use super::*;
@@ -326,6 +346,24 @@ mod tests {
         assert_eq!(depth_below(m, &m.join("system.slice")), 1);
         assert_eq!(depth_below(m, &m.join("kubepods.slice/pod1/c1")), 3);
         assert_eq!(depth_below(m, Path::new("/elsewhere")), 0);
+    }
+
+    #[test]
+    fn clearing_by_us_touches_only_the_flag_bit() {
+        let mut asm = Asm::new();
+        asm.push(Insn::mov64_imm(Reg::R9, 0));
+        emit_clear_by_us(&mut asm, ["set", "done"]);
+        asm.push(Insn::exit());
+        let p = asm.finish().unwrap();
+        assert!(p.contains(&Insn::ldx(Size::W, Reg::R1, Reg::R9, CLAIM_FLAGS)));
+        assert!(p.contains(&Insn::add64_imm(Reg::R1, -CLAIM_BY_US)));
+        assert!(p.contains(&Insn::stx(Size::W, Reg::R9, CLAIM_FLAGS, Reg::R1)));
+        // The depth is never written.
+        let writes_depth = p.iter().any(|i| {
+            let b = i.to_bytes();
+            matches!(b[0] & 0x07, 0x02 | 0x03) && i.off() == CLAIM_DEPTH
+        });
+        assert!(!writes_depth);
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //!
 //! - it claims the socket ([`crate::claim`]), stepping back when a deeper
 //!   cgroup's enforcement claimed it;
+//! - in every mode, when the program sets `SO_KEEPALIVE` on or its own
+//!   `TCP_KEEPIDLE`, `TCP_KEEPINTVL` or `TCP_KEEPCNT`, it clears the
+//!   claim's [`crate::claim::CLAIM_BY_US`] (the sock_ops program may have
+//!   switched keepalive on at establishment): the values are the
+//!   program's choice now, and a later `--existing` in the default mode
+//!   leaves them alone;
 //! - default mode: nothing else (the program's values stand);
 //! - `--force`: `SO_KEEPALIVE` 0 becomes 1, and each of our values given
 //!   replaces the program's;
@@ -109,18 +115,28 @@ pub fn setsockopt_program(map_fd: i32, claims_fd: i32, depth: u32) -> Vec<Insn> 
         .push(Insn::ldx(Size::W, Reg::R8, Reg::R7, field::FLAGS))
         .push(Insn::ldx(Size::DW, Reg::R2, Reg::R6, CTX_SK));
     crate::claim::emit(&mut asm, claims_fd, depth, "pass");
-    // Default mode: the program's values stand.
-    asm.jump_if_imm(Cond::Set, Reg::R8, FLAG_FORCE as i32, "rewrite")
-        .push(Insn::ldx(Size::W, Reg::R1, Reg::R7, field::MAX_IDLE))
-        .jump_if_imm(Cond::Eq, Reg::R1, 0, "pass")
-        .label("rewrite")
-        // r2 = optval, with 4 bytes before optval_end, r5 = its int.
-        .push(Insn::ldx(Size::DW, Reg::R2, Reg::R6, CTX_OPTVAL))
+    // r2 = optval, with 4 bytes before optval_end, r5 = its int.
+    asm.push(Insn::ldx(Size::DW, Reg::R2, Reg::R6, CTX_OPTVAL))
         .push(Insn::ldx(Size::DW, Reg::R3, Reg::R6, CTX_OPTVAL_END))
         .push(Insn::mov64_reg(Reg::R4, Reg::R2))
         .push(Insn::add64_imm(Reg::R4, 4))
         .jump_if_reg(Cond::Gt, Reg::R4, Reg::R3, "pass")
         .push(Insn::ldx(Size::W, Reg::R5, Reg::R2, 0))
+        // The program's own keepalive choice (SO_KEEPALIVE on, or its
+        // own idle, interval or count), in every mode: the claim no longer
+        // says that one of our programs switched keepalive on, so that a
+        // later `--existing` in the default mode leaves its values alone.
+        .push(Insn::ldx(Size::W, Reg::R3, Reg::R6, CTX_OPTNAME))
+        .jump_if_imm(Cond::Eq, Reg::R3, TCP_USER_TIMEOUT, "mode")
+        .jump_if_imm(Cond::Ne, Reg::R3, SO_KEEPALIVE, "own_choice")
+        .jump_if_imm(Cond::Eq, Reg::R5, 0, "mode")
+        .label("own_choice");
+    crate::claim::emit_clear_by_us(&mut asm, ["by_us_set", "mode"]);
+    // Default mode: the program's values stand.
+    asm.jump_if_imm(Cond::Set, Reg::R8, FLAG_FORCE as i32, "rewrite")
+        .push(Insn::ldx(Size::W, Reg::R1, Reg::R7, field::MAX_IDLE))
+        .jump_if_imm(Cond::Eq, Reg::R1, 0, "pass")
+        .label("rewrite")
         // Past the level check, the option name alone tells them apart
         // (SO_KEEPALIVE is 9, no TCP option we let through is).
         .push(Insn::ldx(Size::W, Reg::R3, Reg::R6, CTX_OPTNAME))

@@ -17,7 +17,9 @@ use crate::util::{run_ok, ss_keepalive_timer};
 /// ADDR:PORT (with IDLE, switching keepalive on itself first, with
 /// TCP_KEEPIDLE=IDLE), prints `ready listen_port=N local_port=M` and then,
 /// for each line on stdin: `show` prints `client ...` and `listener ...`;
-/// `accept` accepts one connection and prints `accepted ...`; where `...`
+/// `accept` accepts one connection and prints `accepted ...`; `go N`
+/// does what a Go program does after connecting (SO_KEEPALIVE 1, then
+/// TCP_KEEPIDLE and TCP_KEEPINTVL N) and prints `set ...`; where `...`
 /// is `keepalive= keepcnt= keepidle= keepintvl= user_timeout=`. Exits at
 /// the end of stdin.
 const HOLDER_C: &str = r#"
@@ -89,6 +91,13 @@ int main(int argc, char **argv) {
             if (a < 0) die("accept");
             show("accepted", a);
             close(a);
+        } else if (!strncmp(line, "go ", 3)) {
+            int one = 1, n = atoi(line + 3);
+            if (setsockopt(c, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) ||
+                setsockopt(c, IPPROTO_TCP, TCP_KEEPIDLE, &n, sizeof n) ||
+                setsockopt(c, IPPROTO_TCP, TCP_KEEPINTVL, &n, sizeof n))
+                die("setsockopt");
+            show("set", c);
         }
     }
     return 0;
@@ -198,6 +207,14 @@ impl Holder {
             ("client", "listener")
         );
         (r[0].keepalive(), r[1].keepalive())
+    }
+
+    /// `go N`: keepalive switched on and idle and interval N by the
+    /// client itself, after connecting; what its socket has then.
+    fn go(&mut self, secs: u32) -> Keepalive {
+        let r = self.ask(&format!("go {secs}"), 1);
+        assert_eq!(r[0].what, "set");
+        r[0].keepalive()
     }
 
     /// A connection from outside to its listener, accepted: what the
@@ -547,6 +564,42 @@ fn existing_reaches_what_the_sock_ops_program_switched_on() {
             }
         )
     );
+}
+
+/// A Go-style program switches keepalive on itself after connecting (on,
+/// then idle and interval 15), on a socket the sock_ops program already
+/// switched on at establishment: the values are the program's own now
+/// (the setsockopt companion clears the claim's mark), and a later
+/// default-mode `--existing` leaves them alone.
+#[test]
+fn existing_leaves_what_a_program_set_after_the_sock_ops_program() {
+    if let Some(why) = existing_unavailable() {
+        skip!("{why}");
+    }
+    let cg = TestCgroup::new("existing-after-go");
+    let mut args = vec!["--cgroup", cg.arg()];
+    args.extend(ENFORCE);
+    enforce(&args);
+    let server = listener("127.0.0.1").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut holder = Holder::start(&cg, port, None);
+    let _peer = server.accept().unwrap();
+    assert_eq!(holder.show().0, ENFORCED, "the sock_ops program's");
+    let own = Keepalive {
+        idle: 15,
+        interval: 15,
+        ..ENFORCED
+    };
+    assert_eq!(holder.go(15), own, "the client's own, after connecting");
+
+    assert_eq!(
+        existing_counts("iterator", &cg, &["--idle", "40"]),
+        (1, 1, 1, 0),
+        "the listener changed; the client left alone"
+    );
+    let (client, listening) = holder.show();
+    assert_eq!(client, own, "the client keeps its own 15 s");
+    assert_eq!(listening.idle, 40, "{listening:?}");
 }
 
 /// `--existing` on a parent leaves alone the sockets a child cgroup's own
