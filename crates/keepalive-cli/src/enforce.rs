@@ -284,7 +284,7 @@ fn enforce_unit(
         {
             anyhow::bail!("{why}");
         }
-        let command = persisted_command(unit, args)?;
+        let command = persisted_command(unit, kind, args)?;
         let persisted = host::persist_unit(root, unit, kind, &command)?;
         if reload && persisted.changed {
             systemctl.daemon_reload().with_context(|| {
@@ -315,12 +315,23 @@ fn enforce_unit(
 }
 
 /// The command systemd runs at every start of the unit: this program
-/// with the same unit and settings (no --persist, no --root).
-fn persisted_command(unit: &str, args: &EnforceArgs) -> anyhow::Result<Vec<OsString>> {
+/// with the same unit and settings (no --persist, no --root). A slice's
+/// instance runs beside the slice's first services, not before them: it
+/// takes `--existing`, so the connections they made meanwhile get the
+/// settings too. A service's `ExecStartPre` runs before its program: it
+/// has none to reach.
+fn persisted_command(
+    unit: &str,
+    kind: host::UnitKind,
+    args: &EnforceArgs,
+) -> anyhow::Result<Vec<OsString>> {
     let exe = std::env::current_exe().context("cannot find the path of this program")?;
     let mut command: Vec<OsString> =
         vec![exe.into(), "enforce".into(), "--unit".into(), unit.into()];
     command.extend(settings_args(args).into_iter().map(OsString::from));
+    if kind == host::UnitKind::Slice {
+        command.push("--existing".into());
+    }
     Ok(command)
 }
 
