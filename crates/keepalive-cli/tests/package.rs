@@ -274,6 +274,12 @@ fn build_deb() -> Result<PathBuf, String> {
         .parent()
         .expect("CARGO_TARGET_TMPDIR has a parent")
         .to_owned();
+    // Its own copy of the package, built while no other test runs cargo
+    // deb: another build in the same target directory may replace the
+    // file under target/debian meanwhile.
+    let _one_at_a_time = crate::util::CARGO_DEB
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = run(
         Command::new(&cargo)
             .current_dir(workspace_root())
@@ -282,12 +288,15 @@ fn build_deb() -> Result<PathBuf, String> {
         BUILD_TIMEOUT,
     );
     assert!(out.status.success(), "cargo deb failed\n{out}");
-    let deb = target.join(format!(
+    let built = target.join(format!(
         "debian/keepalive_{}-1_{}.deb",
         env!("CARGO_PKG_VERSION"),
         deb_arch()
     ));
-    assert!(deb.is_file(), "{} missing\n{out}", deb.display());
+    assert!(built.is_file(), "{} missing\n{out}", built.display());
+    let deb = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("package-test-{}.deb", std::process::id()));
+    std::fs::copy(&built, &deb).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     Ok(deb)
 }
 

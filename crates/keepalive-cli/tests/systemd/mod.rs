@@ -811,6 +811,9 @@ fn build_deb(cargo: &std::ffi::OsStr, dir: &Path) -> (PathBuf, Upgrade) {
         .expect("CARGO_TARGET_TMPDIR has a parent")
         .to_owned();
     let cargo_deb = |deb: &Path, extra: &[&str]| {
+        let _one_at_a_time = crate::util::CARGO_DEB
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let out = run(
             Command::new(cargo)
                 .current_dir(workspace_root())

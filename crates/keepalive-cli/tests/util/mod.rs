@@ -32,6 +32,11 @@ macro_rules! skip {
 }
 pub(crate) use skip;
 
+/// Held around every `cargo deb` of the tests: two at once in the same
+/// target directory share its staging files, and one can remove the
+/// other's package (seen when the package and systemd tests overlapped).
+pub static CARGO_DEB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
