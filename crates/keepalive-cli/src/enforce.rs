@@ -263,6 +263,15 @@ fn enforce_unit(
                 format!("removed keepalive's drop-in for {unit}, but systemd was not reloaded")
             })?;
         }
+        // A slice's instance of ours stays "active" (RemainAfterExit)
+        // after its files are gone: stop it, so that systemd no longer
+        // lists an enforcement that is not there.
+        if reloaded && kind == host::UnitKind::Slice {
+            let instance = host::slice_instance(unit);
+            if let Err(e) = systemctl.stop(&instance) {
+                eprintln!("keepalive: warning: cannot stop {instance}: {e}");
+            }
+        }
         let path = match &cgroup {
             UnitCgroup::At(dir) => Some(dir.as_path()),
             UnitCgroup::None { .. } => None,

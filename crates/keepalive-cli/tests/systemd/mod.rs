@@ -495,9 +495,10 @@ fn second_boot(r: &Results, first: &Results, upgrade: &Upgrade) {
         !r.ok("slice_wants").contains("keepalive"),
         "test.slice no longer Wants= our instance",
     );
-    eprintln!(
-        "systemd test: boot 2: after --remove, {INSTANCE} is {}",
-        r.out("slice_instance_removed").trim()
+    r.expect(
+        "slice_instance_removed",
+        r.out("slice_instance_removed").trim() == "inactive",
+        "--remove stops our instance: systemd lists no enforcement that is not there",
     );
     let status = r.json("removed_status");
     r.expect(

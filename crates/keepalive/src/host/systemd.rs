@@ -242,6 +242,11 @@ impl Systemctl {
     pub fn daemon_reload(&self) -> Result<(), SystemctlError> {
         self.run(&["daemon-reload"]).map(drop)
     }
+
+    /// `systemctl stop -- UNIT`.
+    pub fn stop(&self, unit: &str) -> Result<(), SystemctlError> {
+        self.run(&["stop", "--", unit]).map(drop)
+    }
 }
 
 /// `ARGS` as one systemd command line (systemd.service(5), "Command
