@@ -536,7 +536,7 @@ impl TcpIter {
             depth,
         ));
         let load = |log: Option<&mut [u8]>| {
-            ProgFd::load_btf(
+            ProgFd::load(
                 PROG_TYPE_TRACING,
                 ATTACH_TRACE_ITER,
                 layout.attach_btf_id,

@@ -244,7 +244,15 @@ impl Program {
         };
         let insns = insn::to_bytes(&insns);
         let load = |log: Option<&mut [u8]>| {
-            ProgFd::load_for(prog_type, expected, &insns, LICENSE, hook.prog_name(), log)
+            ProgFd::load(
+                prog_type,
+                expected,
+                0,
+                &insns,
+                LICENSE,
+                hook.prog_name(),
+                log,
+            )
         };
         let err = match load(None) {
             Ok(fd) => return Ok(Program { fd, hook }),

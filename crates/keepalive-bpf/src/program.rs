@@ -330,7 +330,7 @@ fn cap_at_max_idle(asm: &mut Asm, name: i32, set: &'static str, done: &'static s
 /// The sock_ops program, reading its settings from the array map whose
 /// file descriptor is `map_fd` (key 0, value [`Policy::to_bytes`]), for a
 /// cgroup at `depth` below the cgroup v2 root, claiming sockets in the
-/// socket storage map `claims_fd` ([`crate::claim`]).
+/// socket storage map `claims_fd` (the claims shared by all enforcements).
 ///
 /// Registers: r6 = the context (`struct bpf_sock_ops *`), r7 = the map
 /// value, r8 = its flags, r9 = the socket's claim (or 0). In order, for an

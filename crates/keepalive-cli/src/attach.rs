@@ -137,7 +137,10 @@ fn attach_one(dup: &OwnedFd, settings: &Settings, dry_run: bool) -> Outcome {
             return Outcome {
                 before: None,
                 after: None,
-                error: Some(format!("getsockopt failed: {}", crate::run::reason(&e))),
+                error: Some(format!(
+                    "getsockopt failed: {}",
+                    crate::exit::without_error_numbers(&e.to_string())
+                )),
             };
         }
     };
@@ -172,20 +175,9 @@ fn attach_one(dup: &OwnedFd, settings: &Settings, dry_run: bool) -> Outcome {
             after: None,
             error: Some(format!(
                 "cannot read the options back: {}",
-                crate::run::reason(&e)
+                crate::exit::without_error_numbers(&e.to_string())
             )),
         },
-    }
-}
-
-/// Our name for an option, as the JSON output and the flags name it.
-fn setting(option: KeepaliveOption) -> &'static str {
-    match option {
-        KeepaliveOption::Keepalive => "keepalive",
-        KeepaliveOption::Idle => "idle",
-        KeepaliveOption::Interval => "interval",
-        KeepaliveOption::Count => "count",
-        KeepaliveOption::UserTimeout => "user_timeout_ms",
     }
 }
 
@@ -295,7 +287,7 @@ impl Report {
                     changes: changes
                         .iter()
                         .map(|c| Change {
-                            setting: setting(c.option),
+                            setting: json::option_setting(c.option),
                             old: c.old,
                             new: c.new,
                         })

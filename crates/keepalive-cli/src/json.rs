@@ -58,8 +58,8 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use keepalive::host::NetNs;
-use keepalive::{KeepaliveState, Settings, UserTimeout};
+use keepalive::host::{NetNs, SysctlKey};
+use keepalive::{KeepaliveOption, KeepaliveState, Settings, UserTimeout};
 use serde::Serialize;
 
 /// One line of `--json` output.
@@ -115,6 +115,26 @@ pub fn write(out: &mut impl Write, message: &Message<'_>) -> io::Result<()> {
 /// [`write`] to stdout.
 pub fn print(message: &Message<'_>) -> io::Result<()> {
     write(&mut io::stdout().lock(), message)
+}
+
+/// The vocabulary's name for a socket option: the flag that sets it.
+pub fn option_setting(option: KeepaliveOption) -> &'static str {
+    match option {
+        KeepaliveOption::Keepalive => "keepalive",
+        KeepaliveOption::Idle => "idle",
+        KeepaliveOption::Interval => "interval",
+        KeepaliveOption::Count => "count",
+        KeepaliveOption::UserTimeout => "user_timeout_ms",
+    }
+}
+
+/// The vocabulary's name for a keepalive sysctl: the flag that sets it.
+pub fn sysctl_setting(key: SysctlKey) -> &'static str {
+    match key {
+        SysctlKey::Time => "idle",
+        SysctlKey::Intvl => "interval",
+        SysctlKey::Probes => "count",
+    }
 }
 
 /// A socket's keepalive options, as getsockopt reports them.

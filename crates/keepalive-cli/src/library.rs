@@ -143,7 +143,8 @@ fn layout(dir: &Path) -> Layout {
 /// Whether the loader can preload `path`: an ELF shared object of this
 /// machine's architecture and word size. `Err` says what it is instead.
 pub fn loadable(path: &Path) -> Result<(), String> {
-    let data = std::fs::read(path).map_err(|e| crate::run::reason(&e))?;
+    let data =
+        std::fs::read(path).map_err(|e| crate::exit::without_error_numbers(&e.to_string()))?;
     let file = object::File::parse(&*data).map_err(|_| "not an ELF file".to_owned())?;
     if file.kind() != object::ObjectKind::Dynamic {
         return Err("not a shared library".to_owned());

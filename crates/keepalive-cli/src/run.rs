@@ -72,16 +72,10 @@ pub(crate) fn exec_error(program: &Path, err: &std::io::Error) -> (Exit, String)
         std::io::ErrorKind::PermissionDenied => {
             (Exit::CannotExecute, "permission denied".to_owned())
         }
-        _ => (Exit::CannotExecute, reason(err)),
-    }
-}
-
-/// `Exec format error`, not `Exec format error (os error 8)`.
-pub(crate) fn reason(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    match text.find(" (os error ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
+        _ => (
+            Exit::CannotExecute,
+            crate::exit::without_error_numbers(&err.to_string()),
+        ),
     }
 }
 

@@ -100,7 +100,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 
 fn setting_json(s: &Setting) -> PersistedSetting {
     PersistedSetting {
-        setting: crate::sysctl::setting(s.key),
+        setting: json::sysctl_setting(s.key),
         key: s.key.name(),
         value: s.value.clone(),
         path: s.path.clone(),

@@ -132,15 +132,6 @@ fn unit(key: SysctlKey, value: u64) -> String {
     }
 }
 
-/// Our name for a sysctl: the flag that sets it.
-pub(crate) fn setting(key: SysctlKey) -> &'static str {
-    match key {
-        SysctlKey::Time => "idle",
-        SysctlKey::Intvl => "interval",
-        SysctlKey::Probes => "count",
-    }
-}
-
 impl Printer {
     fn values(&self, ns: &NetNs, d: &KernelDefaults) -> anyhow::Result<()> {
         if self.json {
@@ -165,7 +156,7 @@ impl Printer {
                 json::write(
                     &mut out,
                     &Message::Change(SysctlChange {
-                        setting: setting(w.key),
+                        setting: json::sysctl_setting(w.key),
                         key: w.key.name(),
                         old: w.old,
                         new: w.new,

@@ -107,6 +107,9 @@ pub(crate) enum Syscall<'a> {
         /// `expected_attach_type`: required by some program types (cgroup
         /// sockopt programs), 0 for the others.
         expected_attach_type: u32,
+        /// The kernel function a tracing program is for (a type id of the
+        /// kernel's BTF: iterators), 0 for the others.
+        attach_btf_id: u32,
         insns: &'a [u8],
         license: &'a CStr,
         name: &'a str,
@@ -116,18 +119,6 @@ pub(crate) enum Syscall<'a> {
     /// with a log buffer, the kernel's BTF verifier writes its log there.
     BtfLoad {
         data: &'a [u8],
-        log: Option<&'a mut [u8]>,
-    },
-    /// `BPF_PROG_LOAD` of a program that names the kernel function it is
-    /// for (`attach_btf_id`, a type id of the kernel's BTF): tracing
-    /// programs, iterators among them.
-    ProgLoadBtf {
-        prog_type: u32,
-        expected_attach_type: u32,
-        attach_btf_id: u32,
-        insns: &'a [u8],
-        license: &'a CStr,
-        name: &'a str,
         log: Option<&'a mut [u8]>,
     },
     /// `BPF_LINK_CREATE` with `BPF_TRACE_ITER`: a link for iterator
@@ -193,7 +184,6 @@ impl Syscall<'_> {
                 | Syscall::ObjGet { .. }
                 | Syscall::GetFdById { .. }
                 | Syscall::LinkCreate { .. }
-                | Syscall::ProgLoadBtf { .. }
                 | Syscall::IterLinkCreate { .. }
                 | Syscall::IterCreate { .. }
         )
@@ -312,34 +302,6 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
         Syscall::ProgLoad {
             prog_type,
             expected_attach_type,
-            insns,
-            license,
-            name,
-            log,
-        } => {
-            if insns.len() % 8 != 0 {
-                return Err(invalid());
-            }
-            attr.u32(0, *prog_type)
-                .u32(4, len_u32(insns.len() / 8)?)
-                .ptr(8, insns.as_ptr())
-                .ptr(16, license.as_ptr())
-                .name(48, name)
-                .u32(68, *expected_attach_type);
-            if let Some(log) = log {
-                // The kernel wants room for at least a few lines.
-                if log.len() < 128 {
-                    return Err(invalid());
-                }
-                attr.u32(24, 1)
-                    .u32(28, len_u32(log.len())?)
-                    .ptr(32, log.as_mut_ptr());
-            }
-            BPF_PROG_LOAD
-        }
-        Syscall::ProgLoadBtf {
-            prog_type,
-            expected_attach_type,
             attach_btf_id,
             insns,
             license,
@@ -357,6 +319,7 @@ pub(crate) fn bpf(mut call: Syscall<'_>) -> io::Result<i64> {
                 .u32(68, *expected_attach_type)
                 .u32(108, *attach_btf_id);
             if let Some(log) = log {
+                // The kernel wants room for at least a few lines.
                 if log.len() < 128 {
                     return Err(invalid());
                 }
@@ -505,30 +468,9 @@ pub(crate) fn bpf_fd(call: Syscall<'_>) -> io::Result<OwnedFd> {
 pub(crate) struct ProgFd(OwnedFd);
 
 impl ProgFd {
-    /// `BPF_PROG_LOAD` with an `expected_attach_type` (0 for the program
-    /// types that need none).
-    pub(crate) fn load_for(
-        prog_type: u32,
-        expected_attach_type: u32,
-        insns: &[u8],
-        license: &CStr,
-        name: &str,
-        log: Option<&mut [u8]>,
-    ) -> io::Result<ProgFd> {
-        bpf_fd(Syscall::ProgLoad {
-            prog_type,
-            expected_attach_type,
-            insns,
-            license,
-            name,
-            log,
-        })
-        .map(ProgFd)
-    }
-
-    /// [`ProgFd::load`] of a program for the kernel function whose BTF
-    /// type id is `attach_btf_id`.
-    pub(crate) fn load_btf(
+    /// `BPF_PROG_LOAD`, with an `expected_attach_type` and an
+    /// `attach_btf_id` (0 for the program types that need none).
+    pub(crate) fn load(
         prog_type: u32,
         expected_attach_type: u32,
         attach_btf_id: u32,
@@ -537,7 +479,7 @@ impl ProgFd {
         name: &str,
         log: Option<&mut [u8]>,
     ) -> io::Result<ProgFd> {
-        bpf_fd(Syscall::ProgLoadBtf {
+        bpf_fd(Syscall::ProgLoad {
             prog_type,
             expected_attach_type,
             attach_btf_id,

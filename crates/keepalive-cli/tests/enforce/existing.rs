@@ -23,32 +23,6 @@ use crate::util::{run_ok, ss_keepalive_timer};
 /// is `keepalive= keepcnt= keepidle= keepintvl= user_timeout=`. Exits at
 /// the end of stdin.
 const HOLDER_C: &str = r#"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-static void die(const char *what) { perror(what); exit(2); }
-
-static int opt(int fd, int level, int name) {
-    int v = -1;
-    socklen_t len = sizeof v;
-    if (getsockopt(fd, level, name, &v, &len) != 0) return -1;
-    return v;
-}
-
-static void show(const char *what, int fd) {
-    printf("%s keepalive=%d keepcnt=%d keepidle=%d keepintvl=%d user_timeout=%d\n", what,
-           opt(fd, SOL_SOCKET, SO_KEEPALIVE), opt(fd, IPPROTO_TCP, TCP_KEEPCNT),
-           opt(fd, IPPROTO_TCP, TCP_KEEPIDLE), opt(fd, IPPROTO_TCP, TCP_KEEPINTVL),
-           opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT));
-    fflush(stdout);
-}
-
 int main(int argc, char **argv) {
     if (argc < 4 || strcmp(argv[1], "hold")) {
         fprintf(stderr, "usage: existing_client hold ADDR PORT [IDLE]\n");
@@ -113,7 +87,7 @@ fn holder_client() -> Option<&'static Path> {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let pid = std::process::id();
         let src = dir.join(format!("existing_client.{pid}.c"));
-        std::fs::write(&src, HOLDER_C).expect("write the client's source");
+        std::fs::write(&src, format!("{SHOW_C}{HOLDER_C}")).expect("write the client's source");
         let out = dir.join("existing_client");
         let partial = dir.join(format!("existing_client.{pid}.partial"));
         let mut gcc = Command::new("gcc");

@@ -70,17 +70,10 @@ fn unavailable() -> Option<String> {
     None
 }
 
-/// The test client, compiled with `gcc -static` so that no preload can
-/// reach it:
-///
-/// - `connect ADDR PORT [IDLE]`: connects (with IDLE, switching keepalive
-///   on itself first, with TCP_KEEPIDLE=IDLE) and prints `connected ...`;
-/// - `serve inet|inet6`: listens on the loopback, prints
-///   `listening port=N`, accepts one connection and prints `accepted ...`;
-///
-/// where `...` is `keepalive= keepcnt= keepidle= keepintvl= user_timeout=`
-/// from getsockopt.
-const CLIENT_C: &str = r#"
+/// What every static C client of these tests starts with: the headers,
+/// `die`, and `show(what, fd)`, which prints `what keepalive= keepcnt=
+/// keepidle= keepintvl= user_timeout=` from getsockopt.
+pub(super) const SHOW_C: &str = r#"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -107,6 +100,19 @@ static void show(const char *what, int fd) {
     fflush(stdout);
 }
 
+"#;
+
+/// The test client, compiled with `gcc -static` so that no preload can
+/// reach it:
+///
+/// - `connect ADDR PORT [IDLE]`: connects (with IDLE, switching keepalive
+///   on itself first, with TCP_KEEPIDLE=IDLE) and prints `connected ...`;
+/// - `serve inet|inet6`: listens on the loopback, prints
+///   `listening port=N`, accepts one connection and prints `accepted ...`;
+///
+/// where `...` is `keepalive= keepcnt= keepidle= keepintvl= user_timeout=`
+/// from getsockopt.
+const CLIENT_C: &str = r#"
 int main(int argc, char **argv) {
     struct sockaddr_storage ss;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
@@ -174,7 +180,7 @@ fn static_client() -> Option<&'static Path> {
         std::fs::create_dir_all(dir).ok()?;
         let pid = std::process::id();
         let src = dir.join(format!("enforce_client.{pid}.c"));
-        std::fs::write(&src, CLIENT_C).expect("write the client's source");
+        std::fs::write(&src, format!("{SHOW_C}{CLIENT_C}")).expect("write the client's source");
         let out = dir.join("enforce_client");
         let partial = dir.join(format!("enforce_client.{pid}.partial"));
         let mut gcc = Command::new("gcc");
